@@ -1,0 +1,61 @@
+"""The ``kubeface`` command: one entry point for every service and job.
+
+``kubeface <command> [options]``; each command's module is imported only when it runs (the face
+service alone loads dlib). A configuration error ends the command with one line on stderr that
+names the variable, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from kubeface.core import config, log
+
+# command -> (module, one-line description). Each module has main(settings, args) and may have
+# add_arguments(parser).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "migrate": ("kubeface.core.schema", "apply the database schema migrations"),
+    "enrol": ("kubeface.enrol", "record the known people in the database"),
+    "face-service": ("kubeface.face.server", "serve face recognition over gRPC (:50051)"),
+    "processor": ("kubeface.processor.main", "consume image ids from NSQ and recognise them"),
+    "receiver": ("kubeface.receiver.app", "accept image paths over HTTP (:8000)"),
+    "frontend": ("kubeface.frontend.app", "show the Persons of Interest table (:8081)"),
+    "retry": ("kubeface.retry", "re-publish images that failed or got stuck"),
+}
+ALIASES = {"enroll": "enrol"}
+
+
+def _usage() -> str:
+    lines = ["usage: kubeface <command> [options]", "", "commands:"]
+    lines += [f"  {name:<14}{desc}" for name, (_, desc) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(_usage())
+        return 0 if argv else 2
+    name = ALIASES.get(argv[0], argv[0])
+    if name not in COMMANDS:
+        print(f"kubeface: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, description = COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=f"kubeface {name}", description=description)
+    module = importlib.import_module(module_name)
+    if hasattr(module, "add_arguments"):
+        module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        settings = config.load()
+        log.setup(settings.log_level)
+        return int(module.main(settings, args) or 0)
+    except config.ConfigError as exc:
+        print(f"kubeface {name}: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

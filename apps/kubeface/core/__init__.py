@@ -1,0 +1,1 @@
+"""The shared core every kube-face service imports: configuration, database, statuses, logging."""

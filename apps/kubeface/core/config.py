@@ -1,0 +1,251 @@
+"""Configuration from environment variables, with a ``.env`` file for development.
+
+Every variable kube-face reads is declared once in :data:`VARIABLES` (name, parser, default,
+meaning); the README's configuration table is checked against it. A missing or malformed value
+raises :class:`ConfigError` whose message names the variable and what it expected, and the
+``kubeface`` command turns that into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+ENV_FILE_VARIABLE = "KUBEFACE_ENV_FILE"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+# --- parsers: each takes the raw string and returns the value or raises ValueError(expected) ---
+
+
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("a non-empty string")
+    return raw.strip()
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"an integer from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"an integer from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _float_range(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"a number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+_port = _int_range(1, 65535)
+
+
+def _host_port(raw: str) -> str:
+    """``host:port`` (the form gRPC and NSQ take); the host may be a name or an address."""
+    host, sep, port = raw.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("host:port, e.g. 127.0.0.1:4161")
+    return raw.strip()
+
+
+def _user_password(raw: str) -> tuple[str, str]:
+    user, sep, password = raw.partition(":")
+    if not sep or not user.strip():
+        raise ValueError("user:password")
+    return user.strip(), password
+
+
+def _path(raw: str) -> Path:
+    return Path(_text(raw)).expanduser()
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("one of DEBUG, INFO, WARNING, ERROR")
+    return level
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, how to read it, its default and what it is for."""
+
+    name: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: str | None
+    help: str
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    # The article's names.
+    Variable("MYSQL_CONNECTION", "mysql_host", _text, "127.0.0.1", "MySQL/MariaDB host"),
+    Variable("MYSQL_PORT", "mysql_port", _port, "3306", "MySQL port"),
+    Variable("MYSQL_DBNAME", "mysql_dbname", _text, "kube", "database name"),
+    Variable("MYSQL_USERPASSWORD", "mysql_userpassword", _user_password, None,
+             "user:password of the services' database user (a Secret; no default)",
+             secret=True),
+    Variable("NSQ_LOOKUP_ADDRESS", "nsq_lookup_address", _host_port, "127.0.0.1:4161",
+             "nsqlookupd HTTP address the processor discovers nsqd through"),
+    Variable("NSQD_HTTP_ADDRESS", "nsqd_http_address", _host_port, "127.0.0.1:4151",
+             "nsqd HTTP address the receiver and retry job publish to"),
+    Variable("GRPC_ADDRESS", "grpc_address", _host_port, "127.0.0.1:50051",
+             "face-recognition service address (processor)"),
+    Variable("KNOWN_PEOPLE", "known_people", _path, "known_people",
+             "folder of known people's images (+ optional people.csv)"),
+    Variable("UNKNOWN_PEOPLE", "unknown_people", _path, "unknown_people",
+             "root of the images clients post; nothing outside it is opened"),
+    # Listening ports.
+    Variable("RECEIVER_PORT", "receiver_port", _port, "8000", "receiver HTTP port"),
+    Variable("FRONTEND_PORT", "frontend_port", _port, "8081", "frontend HTTP port"),
+    Variable("GRPC_PORT", "grpc_port", _port, "50051", "face service listening port"),
+    Variable("BIND_ADDRESS", "bind_address", _text, "127.0.0.1",
+             "address the servers listen on (0.0.0.0 in containers)"),
+    Variable("LOG_LEVEL", "log_level", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Variable("DB_POOL_SIZE", "db_pool_size", _int_range(1, 100), "5",
+             "database connections kept per process"),
+    # Face recognition.
+    Variable("FACE_TOLERANCE", "face_tolerance", _float_range(0.0, 1.0), "0.6",
+             "largest face distance that counts as a match (the library's default)"),
+    Variable("FACE_MAX_SIDE", "face_max_side", _int_range(0, 20000), "800",
+             "longest image side before detection, in pixels (0: never scale)"),
+    Variable("FACE_MAX_PIXELS", "face_max_pixels", _int_range(1, 1_000_000_000), "40000000",
+             "images with more pixels are refused before decoding"),
+    Variable("FACE_WORKERS", "face_workers", _int_range(0, 256), "0",
+             "recognition worker processes (0: one per CPU)"),
+    # Image processor.
+    Variable("PROCESSOR_MAX_IN_FLIGHT", "processor_max_in_flight", _int_range(1, 1000), "4",
+             "messages a processor works on at once"),
+    Variable("PROCESSOR_MAX_ATTEMPTS", "processor_max_attempts", _int_range(1, 1000), "10",
+             "transient failures before an image is failed"),
+    Variable("PROCESSOR_LEASE_SECONDS", "processor_lease_seconds", _int_range(5, 86400), "120",
+             "how long a claim lasts before another worker may take the image"),
+    Variable("GRPC_TIMEOUT_SECONDS", "grpc_timeout_seconds", _float_range(0.1, 3600), "30",
+             "deadline of one Identify call"),
+    Variable("BREAKER_FAIL_MAX", "breaker_fail_max", _int_range(1, 1000), "5",
+             "consecutive face-service failures that open the circuit breaker"),
+    Variable("BREAKER_RESET_SECONDS", "breaker_reset_seconds", _float_range(0.1, 3600), "10",
+             "first open period of the breaker"),
+    Variable("BREAKER_MAX_RESET_SECONDS", "breaker_max_reset_seconds", _float_range(0.1, 86400),
+             "300", "cap of the open period, which doubles while the service stays down"),
+    # Receiver.
+    Variable("RECEIVER_MAX_BODY_BYTES", "receiver_max_body_bytes", _int_range(1, 1 << 30),
+             "1048576", "largest request body accepted"),
+    Variable("RECEIVER_MAX_PATHS", "receiver_max_paths", _int_range(1, 1_000_000), "5000",
+             "most paths in one bulk post"),
+    # Retry job.
+    Variable("RETRY_PENDING_AFTER_SECONDS", "retry_pending_after_seconds",
+             _int_range(1, 86400 * 30), "300",
+             "a pending image older than this is published again"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of kube-face's configuration, parsed; build it with :func:`load`.
+
+    One field per entry of :data:`VARIABLES` (``load`` fails at once if the two disagree).
+    """
+
+    mysql_host: str
+    mysql_port: int
+    mysql_dbname: str
+    mysql_userpassword: tuple[str, str] | None = field(repr=False)
+    nsq_lookup_address: str
+    nsqd_http_address: str
+    grpc_address: str
+    known_people: Path
+    unknown_people: Path
+    receiver_port: int
+    frontend_port: int
+    grpc_port: int
+    bind_address: str
+    log_level: str
+    db_pool_size: int
+    face_tolerance: float
+    face_max_side: int
+    face_max_pixels: int
+    face_workers: int
+    processor_max_in_flight: int
+    processor_max_attempts: int
+    processor_lease_seconds: int
+    grpc_timeout_seconds: float
+    breaker_fail_max: int
+    breaker_reset_seconds: float
+    breaker_max_reset_seconds: float
+    receiver_max_body_bytes: int
+    receiver_max_paths: int
+    retry_pending_after_seconds: int
+
+    @property
+    def mysql_user(self) -> str:
+        return self._credentials()[0]
+
+    @property
+    def mysql_password(self) -> str:
+        return self._credentials()[1]
+
+    def _credentials(self) -> tuple[str, str]:
+        if self.mysql_userpassword is None:
+            raise ConfigError("MYSQL_USERPASSWORD is not set: expected user:password")
+        return self.mysql_userpassword
+
+
+def _environment(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The process environment over the ``.env`` file (the file only fills gaps)."""
+    if environ is not None:
+        return environ
+    env_file = Path(os.environ.get(ENV_FILE_VARIABLE, ".env"))
+    merged: dict[str, str] = {}
+    if env_file.is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ)
+    return merged
+
+
+def load(
+    environ: Mapping[str, str] | None = None, required: Iterable[str] = ()
+) -> Settings:
+    """Read every variable; ``required`` names those that have no default but must be set."""
+    env = _environment(environ)
+    required = set(required)
+    if unknown := required - {v.name for v in VARIABLES}:
+        raise ValueError(f"no such variables: {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for var in VARIABLES:
+        raw = env.get(var.name)
+        if raw is None or (raw == "" and var.default is not None):
+            raw = var.default
+        if raw is None:
+            if var.name in required:
+                raise ConfigError(f"{var.name} is not set: expected {var.help}")
+            values[var.attr] = None
+            continue
+        try:
+            values[var.attr] = var.parse(raw)
+        except ValueError as exc:
+            shown = "***" if var.secret else repr(raw)
+            raise ConfigError(f"{var.name} is malformed: expected {exc}, got {shown}") from None
+    return Settings(**values)

@@ -1,0 +1,104 @@
+"""Database access for every service: one pooled ``records`` database per process.
+
+records 0.6 on SQLAlchemy 2 has two traps this module exists to avoid: ``Database.transaction()``
+swallows exceptions (it rolls back and returns normally), and ``Database.query()`` keeps its
+connection checked out until the lazy result is garbage-collected (the original leaked
+connections per request). Here every query fetches its rows and returns the connection at once,
+and a failed transaction rolls back *and* raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import records
+import sqlalchemy.exc
+from sqlalchemy.engine import URL
+
+from kubeface.core.config import Settings
+
+# Errors that mean "the database is not reachable right now": retry later, never mark an image
+# failed because of them.
+UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+
+
+def url(settings: Settings) -> URL:
+    """The SQLAlchemy URL (a URL object, so a password with ``@`` or ``:`` needs no escaping)."""
+    return URL.create(
+        "mysql+pymysql",
+        username=settings.mysql_user,
+        password=settings.mysql_password,
+        host=settings.mysql_host,
+        port=settings.mysql_port,
+        database=settings.mysql_dbname,
+        query={"charset": "utf8mb4"},
+    )
+
+
+class Database:
+    """A connection pool with short, explicit connections and transactions."""
+
+    def __init__(self, settings: Settings, connect_timeout: int = 5) -> None:
+        self._db = records.Database(
+            url(settings),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_pre_ping=True,  # a database restart must not fail the next request
+            pool_recycle=1800,
+            pool_timeout=connect_timeout,
+            isolation_level="READ COMMITTED",
+            connect_args={"connect_timeout": connect_timeout},
+        )
+
+    @contextmanager
+    def connection(self) -> Iterator[records.Connection]:
+        """A pooled connection, returned to the pool on exit."""
+        conn = self._db.get_connection()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[records.Connection]:
+        """A connection inside one transaction: committed on success, rolled back and re-raised
+        on any error."""
+        with self.connection() as conn:
+            tx = conn.transaction()
+            try:
+                yield conn
+            except BaseException:
+                tx.rollback()
+                raise
+            tx.commit()
+
+    def query(self, sql: str, **params: Any) -> list[records.Record]:
+        """Run one read-only statement and return all its rows."""
+        with self.transaction() as conn:
+            return conn.query(sql, **params).all()
+
+    def execute(self, sql: str, **params: Any) -> int:
+        """Run one writing statement in its own transaction; returns the rows it matched."""
+        with self.transaction() as conn:
+            return execute(conn, sql, **params)
+
+    def ping(self) -> None:
+        """Raise one of :data:`UNAVAILABLE` when the database cannot answer."""
+        self.query("SELECT 1")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def execute(conn: records.Connection, sql: str, **params: Any) -> int:
+    """Run a writing statement on ``conn``; returns the rows it matched (MySQL ``ROW_COUNT()``;
+    SQLAlchemy's pymysql dialect sets CLIENT.FOUND_ROWS, so matched rather than changed)."""
+    conn.query(sql, **params)
+    return int(conn.query("SELECT ROW_COUNT() AS n").scalar())
+
+
+def last_insert_id(conn: records.Connection) -> int:
+    """The AUTO_INCREMENT id of the first row the last INSERT on ``conn`` wrote."""
+    return int(conn.query("SELECT LAST_INSERT_ID() AS id").scalar())

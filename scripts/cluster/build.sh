@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Build the Kubernetes control plane (kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl), etcd and kwok/kwokctl from the Go module proxy into a
+# cache that later runs reuse. Idempotent: a component whose binaries exist and
+# whose build stamp matches is skipped, so a warm run takes seconds.
+#
+# Environment (all optional):
+#   KUBE_FACE_CACHE        cache root (default ~/.cache/kube-face)
+#   KUBE_FACE_K8S_VERSION  k8s.io/kubernetes version (default v1.34.12)
+#   KUBE_FACE_ETCD_VERSION go.etcd.io/etcd/server/v3 version (default v3.6.16)
+#   KUBE_FACE_KWOK_VERSION sigs.k8s.io/kwok version (default v0.8.0)
+#   KUBE_FACE_BUILD_JOBS   go build -p (default 1: this is a shared 2-core box)
+#   KUBE_FACE_NICE         nice level for the compiler (default 19)
+#   GOMODCACHE / GOCACHE   default to $KUBE_FACE_CACHE/go/{mod,build}
+# Prints the bin directory on the last line of stdout.
+set -euo pipefail
+
+K8S_VERSION=${KUBE_FACE_K8S_VERSION:-v1.34.12}
+ETCD_VERSION=${KUBE_FACE_ETCD_VERSION:-v3.6.16}
+KWOK_VERSION=${KUBE_FACE_KWOK_VERSION:-v0.8.0}
+CACHE=${KUBE_FACE_CACHE:-$HOME/.cache/kube-face}
+JOBS=${KUBE_FACE_BUILD_JOBS:-1}
+NICE=${KUBE_FACE_NICE:-19}
+
+ROOT="$CACHE/k8s/$K8S_VERSION"
+BIN="$ROOT/bin"
+SRC="$ROOT/src"
+
+if command -v go >/dev/null 2>&1; then GO=$(command -v go)
+elif [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go
+else echo "build.sh: no go toolchain found (need Go >= 1.26)" >&2; exit 1; fi
+
+export GOMODCACHE=${GOMODCACHE:-$CACHE/go/mod}
+export GOCACHE=${GOCACHE:-$CACHE/go/build}
+export GOTOOLCHAIN=local          # never download a toolchain
+export CGO_ENABLED=0              # static binaries, as upstream builds its server binaries
+export GOFLAGS="-buildvcs=false -trimpath -modcacherw"
+export GOPROXY=${GOPROXY:-https://proxy.golang.org,direct}
+
+mkdir -p "$BIN" "$SRC"
+log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+now() { date +%s; }
+T0=$(now)
+
+# One build at a time per cache (two engineers, or CI and a person, may race).
+exec 9>"$ROOT/.build.lock"
+if ! flock -n 9; then log "another build holds $ROOT/.build.lock; waiting"; flock 9; fi
+
+GOVER=$("$GO" env GOVERSION)
+gobuild() { nice -n "$NICE" "$GO" build -p "$JOBS" "$@"; }
+
+# up_to_date STAMP_NAME KEY BIN...: true when every binary exists and the stamp matches.
+up_to_date() {
+  local name=$1 key=$2; shift 2
+  [ -f "$BIN/.stamp-$name" ] && [ "$(cat "$BIN/.stamp-$name")" = "$key" ] || return 1
+  local b; for b in "$@"; do [ -x "$BIN/$b" ] || return 1; done
+}
+# install_bins NAME KEY TMPDIR BIN...: move freshly built binaries in, then stamp.
+install_bins() {
+  local name=$1 key=$2 tmp=$3; shift 3
+  local b; for b in "$@"; do mv -f "$tmp/$b" "$BIN/$b"; done
+  printf '%s' "$key" > "$BIN/.stamp-$name"
+  rm -rf "$tmp"
+}
+
+# ---------------------------------------------------------------- Kubernetes
+build_k8s() {
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  local staging_version="v0.${K8S_VERSION#v1.}"
+  local key="k8s=$K8S_VERSION staging=$staging_version go=$GOVER"
+  if up_to_date k8s "$key" "${bins[@]}"; then log "kubernetes $K8S_VERSION: up to date"; return; fi
+  local t=$(now) dir="$SRC/kubernetes"
+  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+  log "kubernetes $K8S_VERSION: reading k8s.io/kubernetes go.mod from the module proxy"
+  local dl kk_mod kk_info
+  # Also fetches the k/k module zip, which the build needs anyway.
+  dl=$("$GO" mod download -json "k8s.io/kubernetes@$K8S_VERSION")
+  kk_mod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' <<<"$dl")
+  kk_info=$(sed -n 's/^[[:space:]]*"Info": "\(.*\)",$/\1/p' <<<"$dl")
+  [ -f "$kk_mod" ] || { log "could not fetch k8s.io/kubernetes@$K8S_VERSION go.mod"; exit 1; }
+  # Staging modules: required at v0.0.0 and replaced by ./staging/src/... in k/k's go.mod.
+  local staging
+  staging=$(awk '/=> \.\/staging\/src\//{print $1}' "$kk_mod" | sort -u)
+  local required
+  required=$(awk '$2=="v0.0.0"{print $1}' "$kk_mod" | sort -u)
+  staging=$(comm -12 <(echo "$staging") <(echo "$required"))
+  local kk_go kk_godebug
+  kk_go=$(awk '$1=="go"{print $2; exit}' "$kk_mod")
+  kk_godebug=$(awk '$1=="godebug"{print $2; exit}' "$kk_mod")
+  {
+    echo "module kube-face.local/build/kubernetes"
+    echo
+    echo "go $kk_go"
+    [ -n "$kk_godebug" ] && { echo; echo "godebug $kk_godebug"; }
+    echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo
+    echo "replace ("
+    local m; for m in $staging; do echo "	$m => $m $staging_version"; done
+    echo ")"
+  } > go.mod
+  log "kubernetes: wrapper go.mod with $(echo "$staging" | wc -w) staging replaces ($staging_version)"
+  local pkgs=() b; for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  log "kubernetes: resolving modules (go get)"
+  nice -n "$NICE" "$GO" get "${pkgs[@]/%/@$K8S_VERSION}" >&2
+  local commit="" date=""
+  [ -f "$kk_info" ] && commit=$(sed -n 's/.*"Hash": *"\([0-9a-f]*\)".*/\1/p' "$kk_info" | head -1)
+  [ -f "$kk_info" ] && date=$(sed -n 's/.*"Time": *"\([^"]*\)".*/\1/p' "$kk_info" | head -1)
+  local ld="-s -w" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean"
+    [ -n "$commit" ] && ld+=" -X $pkg.gitCommit=$commit"
+    [ -n "$date" ] && ld+=" -X $pkg.buildDate=${date%%.*}"
+  done
+  local tmp="$ROOT/.tmp-k8s"; rm -rf "$tmp"; mkdir -p "$tmp"
+  log "kubernetes: compiling ${bins[*]} (go build -p $JOBS, nice $NICE; cold: tens of minutes)"
+  gobuild -ldflags "$ld" -o "$tmp/" "${pkgs[@]}"
+  install_bins k8s "$key" "$tmp" "${bins[@]}"
+  log "kubernetes $K8S_VERSION: built in $(( $(now) - t ))s"
+}
+
+# ---------------------------------------------------------------------- etcd
+build_etcd() {
+  local key="etcd=$ETCD_VERSION go=$GOVER"
+  if up_to_date etcd "$key" etcd; then log "etcd $ETCD_VERSION: up to date"; return; fi
+  local t=$(now) dir="$SRC/etcd"
+  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+  printf 'module kube-face.local/build/etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > go.mod
+  log "etcd $ETCD_VERSION: resolving modules"
+  nice -n "$NICE" "$GO" get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+  local tmp="$ROOT/.tmp-etcd"; rm -rf "$tmp"; mkdir -p "$tmp"
+  log "etcd: compiling"
+  gobuild -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
+  install_bins etcd "$key" "$tmp" etcd
+  log "etcd $ETCD_VERSION: built in $(( $(now) - t ))s"
+}
+
+# ---------------------------------------------------------------------- kwok
+build_kwok() {
+  local key="kwok=$KWOK_VERSION kube=$K8S_VERSION go=$GOVER"
+  local stages=(node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease
+                pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete
+                volume/fast/storage-class volume/fast/pv-bind volume/fast/pv-delete
+                volume/fast/pvc-provision volume/fast/pvc-delete)
+  if up_to_date kwok "$key" kwok kwokctl && [ -f "$ROOT/kwok-stages/pvc-delete.yaml" ]; then
+    log "kwok $KWOK_VERSION: up to date"; return
+  fi
+  local t=$(now) dir="$SRC/kwok"
+  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+  printf 'module kube-face.local/build/kwok\n\ngo 1.26.0\n\nrequire sigs.k8s.io/kwok %s\n' "$KWOK_VERSION" > go.mod
+  log "kwok $KWOK_VERSION: resolving modules"
+  nice -n "$NICE" "$GO" get "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" >&2
+  local c=sigs.k8s.io/kwok/pkg/consts
+  local ld="-s -w -X $c.Version=${KWOK_VERSION#v} -X $c.KubeVersion=${K8S_VERSION#v} -X $c.PreRelease=GA"
+  local tmp="$ROOT/.tmp-kwok"; rm -rf "$tmp"; mkdir -p "$tmp"
+  log "kwok: compiling kwok, kwokctl"
+  gobuild -ldflags "$ld" -o "$tmp/" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
+  # kwok alone (without kwokctl) needs Stage objects; keep upstream's default ones
+  # (what kwokctl itself loads) beside the binaries for up.sh.
+  local kdir f; kdir=$("$GO" list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  rm -rf "$ROOT/kwok-stages"; mkdir -p "$ROOT/kwok-stages"
+  for f in "${stages[@]}"; do cp "$kdir/kustomize/stage/$f.yaml" "$ROOT/kwok-stages/"; done
+  chmod u+w "$ROOT/kwok-stages"/*.yaml
+  install_bins kwok "$key" "$tmp" kwok kwokctl
+  log "kwok $KWOK_VERSION: built in $(( $(now) - t ))s"
+}
+
+log "go $GOVER, cache $CACHE, GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE, -p $JOBS, nice $NICE"
+build_etcd
+build_kwok
+build_k8s
+log "all binaries in $BIN (total $(( $(now) - T0 ))s)"
+echo "$BIN"

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Stop the cluster that up.sh started (by its pid files only) and remove its state.
+# KUBE_FACE_CLUSTER_DIR picks the state dir (default /tmp/kube-face-cluster);
+# KUBE_FACE_KEEP_STATE=1 stops the processes but keeps the state dir (logs).
+set -euo pipefail
+
+STATE=${KUBE_FACE_CLUSTER_DIR:-/tmp/kube-face-cluster}
+RUN="$STATE/run"
+log() { printf '[down %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# A pid is ours only if the process is still one of ours: its command line names the
+# state dir (every component gets a path inside it). This guards against pid reuse.
+ours() {
+  local pid=$1
+  [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$STATE/"
+}
+
+stop() {
+  local name=$1 f="$RUN/$1.pid" pid i
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && ours "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name (pid $pid) ignored SIGTERM for 10s: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    log "stopped $name (pid $pid)"
+  fi
+  rm -f "$f"
+}
+
+if [ -d "$STATE" ] && [ ! -f "$STATE/.kube-face-cluster" ] && [ -n "$(ls -A "$STATE")" ]; then
+  log "refusing: $STATE is not empty and has no .kube-face-cluster marker (not made by up.sh)"
+  exit 1
+fi
+if [ -d "$STATE" ]; then
+  # Reverse start order: clients first, etcd last.
+  for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$name"; done
+  if [ "${KUBE_FACE_KEEP_STATE:-0}" = 1 ]; then
+    log "kept $STATE"
+  else
+    rm -rf "$STATE"
+    log "removed $STATE"
+  fi
+else
+  log "nothing to do: $STATE does not exist"
+fi

@@ -1,0 +1,1 @@
+"""Test infrastructure: real MariaDB, NSQ and kube-face processes on free loopback ports."""

@@ -1,0 +1,56 @@
+"""The Ansible entry points: group_vars/ reaches every playbook, whatever the inventory."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.procs import ROOT
+
+VENV_BIN = ROOT / ".venv" / "bin"
+GROUP_VARS = yaml.safe_load((ROOT / "group_vars" / "all" / "main.yml").read_text())
+
+
+def ansible_playbook(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+           "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    return subprocess.run([str(VENV_BIN / "ansible-playbook"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def shown_config(result: subprocess.CompletedProcess) -> dict:
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    task = report["plays"][0]["tasks"][0]
+    return task["hosts"]["localhost"]["msg"]
+
+
+@pytest.mark.parametrize("inventory", ["inventory/local", "inventory/minikube"])
+def test_group_vars_reach_a_playbook_in_playbooks_dir(inventory):
+    shown = shown_config(ansible_playbook("playbooks/show_config.yml", "-i", inventory))
+    assert shown["namespace"] == GROUP_VARS["kube_face_namespace"]
+    assert int(shown["receiver_port"]) == GROUP_VARS["kube_face_receiver_port"]
+
+
+def test_group_vars_reach_playbooks_with_a_users_own_inventory(tmp_path):
+    """An inventory elsewhere has no group_vars beside it: the playbook side must supply them."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "local:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+    )
+    shown = shown_config(ansible_playbook("playbooks/show_config.yml", "-i", str(inventory)))
+    assert shown["context"] == GROUP_VARS["kube_face_context"]
+    assert shown["target_groups"] == ["local"]
+    # And through the root entry point, whose imported plays live in playbooks/.
+    result = ansible_playbook("site.yml", "-i", str(inventory))
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize("playbook", ["site.yml", "rolling_update.yml"])
+@pytest.mark.parametrize("inventory", ["inventory/local", "inventory/minikube"])
+def test_entry_points_pass_syntax_check(playbook, inventory):
+    result = ansible_playbook(playbook, "-i", inventory, "--syntax-check")
+    assert result.returncode == 0, result.stdout + result.stderr
