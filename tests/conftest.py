@@ -20,6 +20,9 @@ from tests.support.mariadb import MariaDB
 from tests.support.nsq import Nsq
 from tests.support.procs import ROOT
 
+# Fixture modules of the parts (face service, processor, ...): each part adds its own here.
+pytest_plugins: list[str] = []
+
 ARTIFACTS = ROOT / ".artifacts"
 _db_numbers = itertools.count(1)
 
