@@ -142,6 +142,12 @@ VARIABLES: tuple[Variable, ...] = (
              "transient failures before an image is failed"),
     Variable("PROCESSOR_LEASE_SECONDS", "processor_lease_seconds", _int_range(5, 86400), "120",
              "how long a claim lasts before another worker may take the image"),
+    Variable("PROCESSOR_REQUEUE_SECONDS", "processor_requeue_seconds", _float_range(0.0, 3600),
+             "2", "first requeue delay after transient trouble; doubles with each delivery"),
+    Variable("PROCESSOR_MAX_REQUEUE_SECONDS", "processor_max_requeue_seconds",
+             _float_range(0.0, 3600), "120", "cap of the requeue delay"),
+    Variable("PROCESSOR_LOOKUPD_POLL_SECONDS", "processor_lookupd_poll_seconds",
+             _int_range(1, 3600), "15", "how often the processor asks nsqlookupd for nsqd nodes"),
     Variable("GRPC_TIMEOUT_SECONDS", "grpc_timeout_seconds", _float_range(0.1, 3600), "30",
              "deadline of one Identify call"),
     Variable("BREAKER_FAIL_MAX", "breaker_fail_max", _int_range(1, 1000), "5",
@@ -159,6 +165,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("RETRY_PENDING_AFTER_SECONDS", "retry_pending_after_seconds",
              _int_range(1, 86400 * 30), "300",
              "a pending image older than this is published again"),
+    Variable("RETRY_MAX_RETRIES", "retry_max_retries", _int_range(0, 1000), "3",
+             "times the retry job revives an image that gave up after transient errors"),
 )
 
 
@@ -191,6 +199,9 @@ class Settings:
     processor_max_in_flight: int
     processor_max_attempts: int
     processor_lease_seconds: int
+    processor_requeue_seconds: float
+    processor_max_requeue_seconds: float
+    processor_lookupd_poll_seconds: int
     grpc_timeout_seconds: float
     breaker_fail_max: int
     breaker_reset_seconds: float
@@ -198,6 +209,7 @@ class Settings:
     receiver_max_body_bytes: int
     receiver_max_paths: int
     retry_pending_after_seconds: int
+    retry_max_retries: int
 
     @property
     def mysql_user(self) -> str:
