@@ -1,0 +1,1 @@
+"""The receiver: the HTTP API that accepts image paths (port 8000)."""

@@ -1,0 +1,1 @@
+"""Frontend tests: real frontend, MariaDB and headless Chromium."""

@@ -1,0 +1,1 @@
+"""Receiver API tests against the real receiver, MariaDB and nsqd."""

@@ -1,0 +1,84 @@
+"""The receiver and the frontend as real processes (``python -m kubeface ...``) on free ports,
+and a small HTTP client for talking to them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from tests.support.procs import Process, free_port, wait_for
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Any
+    data: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+class WebService:
+    """``kubeface <command>`` listening on 127.0.0.1:<free port>, logging to ``log``."""
+
+    PORT_VARIABLE = {"receiver": "RECEIVER_PORT", "frontend": "FRONTEND_PORT"}
+
+    def __init__(self, command: str, env: dict[str, str], log: Path) -> None:
+        self.command = command
+        self.port = free_port()
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/root"),
+            # Never let a developer's .env fill in what the test did not set.
+            "KUBEFACE_ENV_FILE": str(log.parent / "no.env"),
+            **env,
+            self.PORT_VARIABLE[command]: str(self.port),
+            "BIND_ADDRESS": "127.0.0.1",
+        }
+        self.process = Process(command, [sys.executable, "-m", "kubeface", command], log,
+                               env=self.env)
+        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=30), retries=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WebService:
+        self.process.start()
+        self.process.wait_port(self.port)
+        wait_for(lambda: self.call("GET", "/healthz").status == 200, f"{self.command} healthz",
+                 30, self.process.proc, self.process.log)
+        return self
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+    def call(self, method: str, path: str, body: bytes | str | None = None,
+             headers: dict[str, str] | None = None) -> Reply:
+        if isinstance(body, str):
+            body = body.encode()
+        r = self.http.request(method, self.url + path, body=body, headers=headers,
+                              redirect=False)
+        return Reply(r.status, r.headers, r.data)
+
+    def post_json(self, path: str, payload: Any, form: bool = True) -> Reply:
+        """What the article's ``curl -d '<json>'`` sends: a JSON body labelled as a form
+        (``form=False`` labels it application/json)."""
+        content_type = "application/x-www-form-urlencoded" if form else "application/json"
+        return self.call("POST", path, json.dumps(payload), {"Content-Type": content_type})
+
+    def get_json(self, path: str) -> Any:
+        reply = self.call("GET", path)
+        assert reply.status == 200, (path, reply.status, reply.text)
+        return reply.json()
