@@ -161,6 +161,11 @@ VARIABLES: tuple[Variable, ...] = (
              "1048576", "largest request body accepted"),
     Variable("RECEIVER_MAX_PATHS", "receiver_max_paths", _int_range(1, 1_000_000), "5000",
              "most paths in one bulk post"),
+    # Frontend.
+    Variable("FRONTEND_PAGE_SIZE", "frontend_page_size", _int_range(1, 1000), "50",
+             "images per page of the Persons of Interest table"),
+    Variable("FRONTEND_REFRESH_SECONDS", "frontend_refresh_seconds", _int_range(1, 3600), "5",
+             "how often the table reloads itself while images are pending or processing"),
     # Retry job.
     Variable("RETRY_PENDING_AFTER_SECONDS", "retry_pending_after_seconds",
              _int_range(1, 86400 * 30), "300",
@@ -208,6 +213,8 @@ class Settings:
     breaker_max_reset_seconds: float
     receiver_max_body_bytes: int
     receiver_max_paths: int
+    frontend_page_size: int
+    frontend_refresh_seconds: int
     retry_pending_after_seconds: int
     retry_max_retries: int
 
