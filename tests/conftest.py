@@ -21,7 +21,8 @@ from tests.support.nsq import Nsq
 from tests.support.procs import ROOT
 
 # Fixture modules of the parts (face service, processor, ...): each part adds its own here.
-pytest_plugins: list[str] = ["tests.support.web_fixtures", "tests.support.face_fixtures"]
+pytest_plugins: list[str] = ["tests.support.web_fixtures", "tests.support.face_fixtures",
+                              "tests.support.processor_fixtures"]
 
 ARTIFACTS = ROOT / ".artifacts"
 _db_numbers = itertools.count(1)

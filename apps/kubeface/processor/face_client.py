@@ -1,0 +1,97 @@
+"""The processor's side of the face-recognition contract (``proto/facerecog/face.proto``).
+
+One gRPC channel per process, reused by every call. Errors are sorted here, once:
+
+* :class:`ImageError` -- NOT_FOUND / INVALID_ARGUMENT: the image's own fault (missing file, not
+  an image, outside the root). Permanent: the image is failed with the reason; the service
+  answered, so the breaker does not count it.
+* :class:`ServiceTrouble` -- any other answer that is not a result (INTERNAL, an outcome this
+  version does not know, ...): transient for the image, not counted by the breaker either.
+* everything else (transport errors, UNAVAILABLE, DEADLINE_EXCEEDED) is the service being away:
+  transient, and counted by the breaker.
+"""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from facerecog import face_pb2, face_pb2_grpc
+
+SERVICE_NAME = "facerecog.Identity"
+
+# A restarted face service must be found again within seconds; gRPC's default reconnect
+# backoff grows to two minutes.
+_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.enable_retries", 0),
+]
+
+_PERMANENT = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}
+_SERVICE_DOWN = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+class ImageError(Exception):
+    """The face service refused the image for good; the message is the stored reason."""
+
+
+class ServiceTrouble(Exception):
+    """The face service answered, but not with a result: try again later."""
+
+
+class NotServing(Exception):
+    """The health service answered something other than SERVING."""
+
+
+def describe(exc: BaseException) -> str:
+    """A short, single-line reason for ``images.last_error``."""
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+        details = (exc.details() or "").splitlines()[0:1]
+        return f"face service {exc.code().name}: {details[0] if details else ''}".strip(": ")
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+class FaceClient:
+    """Identify and health check over one channel."""
+
+    def __init__(self, address: str, timeout: float, health_timeout: float = 2.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.health_timeout = min(health_timeout, timeout)
+        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._identity = face_pb2_grpc.IdentityStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def identify(self, image_path: str) -> face_pb2.IdentifyResponse:
+        """The service's answer, or :class:`ImageError` / :class:`ServiceTrouble` /
+        a ``grpc.RpcError`` that means the service is away."""
+        try:
+            response = self._identity.Identify(
+                face_pb2.IdentifyRequest(image_path=image_path), timeout=self.timeout
+            )
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            if code in _PERMANENT:
+                raise ImageError(exc.details() or code.name) from None
+            if code in _SERVICE_DOWN or code is None:
+                raise
+            raise ServiceTrouble(describe(exc)) from None
+        if response.outcome not in (
+            face_pb2.OUTCOME_MATCH, face_pb2.OUTCOME_UNKNOWN, face_pb2.OUTCOME_NO_FACE
+        ):
+            raise ServiceTrouble(f"face service gave no outcome ({response.outcome})")
+        return response
+
+    def check_health(self) -> None:
+        """Return when the face service says SERVING; raise otherwise (the breaker's probe)."""
+        response = self._health.Check(
+            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=self.health_timeout
+        )
+        if response.status != health_pb2.HealthCheckResponse.SERVING:
+            name = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+            raise NotServing(f"face service health is {name}")
+
+    def close(self) -> None:
+        self._channel.close()

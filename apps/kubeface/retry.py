@@ -1,0 +1,172 @@
+"""``kubeface retry``: the article's cron job, done right (the original's issue #2).
+
+One run re-publishes, through nsqd's HTTP API:
+
+* ``failed`` images that gave up after transient trouble (``retryable``), at most
+  ``RETRY_MAX_RETRIES`` times each, with their attempts reset (``--include-permanent`` also
+  takes images that failed for good, e.g. after the missing file was copied in);
+* ``pending`` images not touched for ``RETRY_PENDING_AFTER_SECONDS`` (a publish that never
+  happened, or a message lost with its nsqd);
+* ``processing`` images whose lease expired (their worker died); they go back to ``pending``;
+* with ``--rematch``, ``unknown`` images, to be matched again after new people were enrolled.
+
+The database is changed first and the ids published after: if nsqd is away the images stay
+``pending`` and a later run publishes them. Publishing twice is harmless (the processor's claim
+is atomic and a settled image is not processed again). A Kubernetes CronJob runs it once;
+``--every SECONDS`` runs it in a loop for the local target's process supervisor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+
+from kubeface.core.config import Settings
+from kubeface.core.db import UNAVAILABLE, Database, execute
+from kubeface.core.queue import Publisher, PublishError
+
+log = logging.getLogger(__name__)
+
+_LOCK = "kubeface.retry"
+_PUBLISH_CHUNK = 500
+
+
+@dataclass
+class RetryRun:
+    """What one run did: image ids per reason, and whether publishing them worked."""
+
+    failed: list[int] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
+    rematched: list[int] = field(default_factory=list)
+    published: int = 0
+    skipped: bool = False  # another run held the lock
+
+    @property
+    def ids(self) -> list[int]:
+        return sorted({*self.failed, *self.pending, *self.expired, *self.rematched})
+
+
+def _revive(conn, where: str, sets: str, limit: int, **params: object) -> list[int]:  # type: ignore[no-untyped-def]
+    """Lock the matching rows, apply ``sets`` to them, return their ids."""
+    ids = [int(r.id) for r in conn.query(
+        f"SELECT id FROM images WHERE {where} ORDER BY id LIMIT {int(limit)} FOR UPDATE",
+        **params,
+    ).all()]
+    if ids:
+        listed = ",".join(str(i) for i in ids)  # integers from the database
+        execute(conn, f"UPDATE images SET {sets} WHERE id IN ({listed})", **params)
+    return ids
+
+
+def collect(db: Database, settings: Settings, rematch: bool = False,
+            include_permanent: bool = False, limit: int = 10_000) -> RetryRun:
+    """Move every image worth another try back to ``pending``; return what was moved."""
+    run = RetryRun()
+    with db.transaction() as conn:
+        if conn.query("SELECT GET_LOCK(:n, 0) AS ok", n=_LOCK).scalar() != 1:
+            run.skipped = True
+            return run
+        try:
+            failed_where = "status = 'failed' AND retries < :max_retries" + (
+                "" if include_permanent else " AND retryable = 1")
+            run.failed = _revive(
+                conn, failed_where,
+                "status = 'pending', attempts = 0, retries = retries + 1, retryable = 0,"
+                " lease_until = NULL",
+                limit, max_retries=settings.retry_max_retries,
+            )
+            run.expired = _revive(
+                conn, "status = 'processing' AND lease_until < NOW(3)",
+                "status = 'pending', lease_until = NULL,"
+                " last_error = 'claim expired: its worker stopped before an outcome'",
+                limit,
+            )
+            # updated_at is bumped so one image is re-published at most once per period.
+            run.pending = _revive(
+                conn,
+                "status = 'pending' AND updated_at < NOW(3) - INTERVAL :age SECOND"
+                + (f" AND id NOT IN ({','.join(map(str, run.failed + run.expired))})"
+                   if run.failed or run.expired else ""),
+                "updated_at = NOW(3)", limit, age=settings.retry_pending_after_seconds,
+            )
+            if rematch:
+                run.rematched = _revive(
+                    conn, "status = 'unknown'",
+                    "status = 'pending', attempts = 0, lease_until = NULL", limit,
+                )
+        finally:
+            conn.query("SELECT RELEASE_LOCK(:n)", n=_LOCK)
+    return run
+
+
+def publish(publisher: Publisher, run: RetryRun) -> None:
+    """Publish every id of ``run``; :class:`PublishError` leaves the rest for the next run."""
+    ids = run.ids
+    for start in range(0, len(ids), _PUBLISH_CHUNK):
+        chunk = ids[start:start + _PUBLISH_CHUNK]
+        publisher.publish_many(chunk)
+        run.published += len(chunk)
+
+
+def run_once(db: Database, publisher: Publisher, settings: Settings, rematch: bool = False,
+             include_permanent: bool = False, limit: int = 10_000) -> RetryRun:
+    run = collect(db, settings, rematch, include_permanent, limit)
+    if run.skipped:
+        log.info("another retry run holds the lock: nothing done")
+        return run
+    publish(publisher, run)
+    log.info("retry: %d failed revived, %d stale pending, %d expired claims, %d rematched; "
+             "%d published", len(run.failed), len(run.pending), len(run.expired),
+             len(run.rematched), run.published)
+    return run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--every", type=float, metavar="SECONDS",
+                        help="run again every SECONDS until stopped (for a process supervisor; "
+                             "a CronJob runs it once)")
+    parser.add_argument("--rematch", action="store_true",
+                        help="also re-queue 'unknown' images (after new people were enrolled)")
+    parser.add_argument("--include-permanent", action="store_true",
+                        help="also retry images that failed for good (missing file, not an "
+                             "image), e.g. after the files were fixed")
+    parser.add_argument("--limit", type=int, default=10_000,
+                        help="most images per reason in one run (default 10000)")
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    if args.every is not None and args.every <= 0:
+        log.error("--every needs a positive number of seconds, got %s", args.every)
+        return 2
+    if args.limit < 1:
+        log.error("--limit needs a positive number, got %s", args.limit)
+        return 2
+    db = Database(settings)
+    publisher = Publisher(settings.nsqd_http_address)
+    stop = threading.Event()
+    if args.every is not None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    try:
+        while True:
+            code = 0
+            try:
+                run_once(db, publisher, settings, args.rematch, args.include_permanent,
+                         args.limit)
+            except UNAVAILABLE as exc:
+                log.error("retry: database unavailable: %s", str(exc).splitlines()[0][:200])
+                code = 1
+            except PublishError as exc:
+                # The images are pending in the database: a later run publishes them.
+                log.error("retry: %s", exc)
+                code = 1
+            if args.every is None:
+                return code
+            if stop.wait(args.every):
+                return 0
+    finally:
+        db.close()
