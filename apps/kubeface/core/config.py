@@ -135,6 +135,8 @@ VARIABLES: tuple[Variable, ...] = (
              "images with more pixels are refused before decoding"),
     Variable("FACE_WORKERS", "face_workers", _int_range(0, 256), "0",
              "recognition worker processes (0: one per CPU)"),
+    Variable("FACE_CACHE_DIR", "face_cache_dir", _path, "~/.cache/kube-face/encodings",
+             "known-face encodings cached by file content, so a restart does not re-encode"),
     # Image processor.
     Variable("PROCESSOR_MAX_IN_FLIGHT", "processor_max_in_flight", _int_range(1, 1000), "4",
              "messages a processor works on at once"),
@@ -201,6 +203,7 @@ class Settings:
     face_max_side: int
     face_max_pixels: int
     face_workers: int
+    face_cache_dir: Path
     processor_max_in_flight: int
     processor_max_attempts: int
     processor_lease_seconds: int
