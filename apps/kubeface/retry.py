@@ -51,14 +51,14 @@ class RetryRun:
 
 
 def _revive(conn, where: str, sets: str, limit: int, **params: object) -> list[int]:  # type: ignore[no-untyped-def]
-    """Lock the matching rows, apply ``sets`` to them, return their ids."""
+    """Lock the rows matching ``where`` (with ``params``), apply ``sets``, return their ids."""
     ids = [int(r.id) for r in conn.query(
         f"SELECT id FROM images WHERE {where} ORDER BY id LIMIT {int(limit)} FOR UPDATE",
         **params,
     ).all()]
     if ids:
         listed = ",".join(str(i) for i in ids)  # integers from the database
-        execute(conn, f"UPDATE images SET {sets} WHERE id IN ({listed})", **params)
+        execute(conn, f"UPDATE images SET {sets} WHERE id IN ({listed})")
     return ids
 
 
@@ -118,7 +118,19 @@ def run_once(db: Database, publisher: Publisher, settings: Settings, rematch: bo
     if run.skipped:
         log.info("another retry run holds the lock: nothing done")
         return run
-    publish(publisher, run)
+    try:
+        publish(publisher, run)
+    except PublishError:
+        # Back-date what was not published so the very next run takes it, not one
+        # RETRY_PENDING_AFTER_SECONDS later.
+        left = run.ids[run.published:]
+        if left:
+            db.execute(
+                f"UPDATE images SET updated_at = NOW(3) - INTERVAL :age SECOND"
+                f" WHERE status = 'pending' AND id IN ({','.join(map(str, left))})",
+                age=settings.retry_pending_after_seconds + 1,
+            )
+        raise
     log.info("retry: %d failed revived, %d stale pending, %d expired claims, %d rematched; "
              "%d published", len(run.failed), len(run.pending), len(run.expired),
              len(run.rematched), run.published)
