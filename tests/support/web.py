@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import urllib3
 
@@ -32,7 +32,8 @@ class Reply:
 class WebService:
     """``kubeface <command>`` listening on 127.0.0.1:<free port>, logging to ``log``."""
 
-    PORT_VARIABLE = {"receiver": "RECEIVER_PORT", "frontend": "FRONTEND_PORT"}
+    PORT_VARIABLE: ClassVar[dict[str, str]] = {"receiver": "RECEIVER_PORT",
+                                               "frontend": "FRONTEND_PORT"}
 
     def __init__(self, command: str, env: dict[str, str], log: Path) -> None:
         self.command = command

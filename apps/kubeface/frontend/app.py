@@ -1,0 +1,182 @@
+"""``kubeface frontend``: the "Persons of Interest" table and a page per image (port 8081).
+
+Plain server-rendered Bottle templates, no JavaScript: every value is HTML-escaped by the
+templates, a page costs two queries whatever its size (rows with their person joined in, and the
+counts per status), and the database being away gives a 503 page that reloads itself, not a dead
+process (the original's frontend died on the first database error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bottle
+from PIL import Image as PILImage
+
+from kubeface.core import image_queries, web
+from kubeface.core.config import Settings
+from kubeface.core.db import UNAVAILABLE, Database
+from kubeface.core.paths import PathError, real_file
+from kubeface.core.statuses import Status
+
+log = logging.getLogger(__name__)
+
+VIEWS = Path(__file__).with_name("views")
+LOOKUP = [str(VIEWS)]  # one list: Bottle caches compiled templates by the lookup's id()
+RETRY_AFTER_SECONDS = 5
+# No script at all, and pictures only from this server.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
+                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+# EXIF orientations that turn the picture a quarter: the stored face boxes are in the upright
+# picture's pixels (the face service applies the orientation before detection).
+_QUARTER_TURNS = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An image file as the browser will show it, or why it cannot be shown."""
+
+    width: int = 0
+    height: int = 0
+    mime: str | None = None
+    file: Path | None = None
+    problem: str | None = None
+
+
+def picture(stored_path: str, root: Path) -> Picture:
+    """Open the file only through :func:`real_file` (inside the image root, links resolved)."""
+    try:
+        path = real_file(stored_path, root)
+    except PathError as exc:
+        return Picture(problem=str(exc))
+    try:
+        with PILImage.open(path) as im:
+            width, height = im.size
+            orientation = im.getexif().get(0x0112, 1)
+            mime = PILImage.MIME.get(im.format or "")
+    except FileNotFoundError:
+        return Picture(problem="the file is not in the image folder")
+    except Exception as exc:  # any undecodable file is "not an image", never a crash
+        return Picture(problem=f"the file is not a readable image ({type(exc).__name__})")
+    if mime is None:
+        return Picture(problem="the file is not an image a browser shows")
+    if orientation in _QUARTER_TURNS:
+        width, height = height, width
+    return Picture(width, height, mime, path)
+
+
+def _int_arg(name: str) -> int | None:
+    raw = bottle.request.query.get(name, "")
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+
+
+class Frontend:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings, self.db = settings, db
+        self.app = bottle.Bottle(catchall=True)
+        self.app.default_error_handler = self._bottle_error  # type: ignore[method-assign]
+        self.app.add_hook("after_request", self._security_headers)
+        route = self.app.route
+        route("/", "GET", self._guarded(self.index))
+        route("/images/<image_id:re:[0-9]{1,18}>", "GET", self._guarded(self.image_page))
+        route("/images/<image_id:re:[0-9]{1,18}>/picture", "GET", self._guarded(self.picture))
+        route("/healthz", "GET", lambda: {"status": "ok"})
+        route("/readyz", "GET", self._guarded(self.readyz))
+
+    def render(self, template: str, http_status: int = 200, **values: Any
+               ) -> bottle.HTTPResponse:
+        body = bottle.template(template, template_lookup=LOOKUP, Status=Status, **values)
+        return bottle.HTTPResponse(body, http_status,
+                                   {"Content-Type": "text/html; charset=utf-8"})
+
+    def _guarded(self, func: Any) -> Any:
+        """The database away: a 503 page that reloads itself until it is back."""
+        def handle(**kwargs: Any) -> Any:
+            try:
+                return func(**kwargs)
+            except UNAVAILABLE as exc:
+                log.warning("database unavailable: %s", type(exc).__name__)
+                response = self.render("unavailable", 503, refresh=RETRY_AFTER_SECONDS)
+                response.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+                return response
+        return handle
+
+    def _security_headers(self) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            bottle.response.set_header(name, value)
+
+    def _bottle_error(self, error: bottle.HTTPError) -> str:
+        if error.status_code >= 500:
+            log.error("internal error on %s: %s", bottle.request.path, error.exception,
+                      exc_info=error.exception)
+        bottle.response.content_type = "text/html; charset=utf-8"
+        return bottle.template("error", template_lookup=LOOKUP, Status=Status,
+                               code=error.status_code, message=error.status_line)
+
+    # -- pages ------------------------------------------------------------------------------
+
+    def index(self) -> bottle.HTTPResponse:
+        raw_status = bottle.request.query.get("status", "")
+        status = Status(raw_status) if raw_status in set(Status) else None
+        before, after = _int_arg("before"), _int_arg("after")
+        size = self.settings.frontend_page_size
+        # One row more than shown tells whether there is another page that way.
+        rows = image_queries.list_images(self.db, status=status, limit=size + 1,
+                                         before=before, after=None if before else after)
+        if after is not None and before is None:
+            has_newer, has_older = len(rows) > size, True
+            rows = rows[-size:]
+        else:
+            has_newer, has_older = before is not None, len(rows) > size
+            rows = rows[:size]
+        counts = image_queries.status_counts(self.db)
+        busy = counts[Status.PENDING] + counts[Status.PROCESSING]
+        return self.render(
+            "index", images=rows, counts=counts, total=sum(counts.values()), status=status,
+            has_newer=has_newer and bool(rows), has_older=has_older and bool(rows),
+            refresh=self.settings.frontend_refresh_seconds if busy else None,
+        )
+
+    def image_page(self, image_id: str) -> bottle.HTTPResponse:
+        image = image_queries.get_image(self.db, int(image_id))
+        if image is None:
+            return self.render("error", 404, code=404, message=f"No image with id {image_id}")
+        pic = picture(image.path, self.settings.unknown_people)
+        busy = not image.status.terminal
+        return self.render("image", image=image, pic=pic,
+                           refresh=self.settings.frontend_refresh_seconds if busy else None)
+
+    def picture(self, image_id: str) -> Any:
+        image = image_queries.get_image(self.db, int(image_id))
+        if image is None:
+            return self.render("error", 404, code=404, message=f"No image with id {image_id}")
+        pic = picture(image.path, self.settings.unknown_people)
+        if pic.file is None:
+            return self.render("error", 404, code=404, message=f"No picture: {pic.problem}")
+        return bottle.static_file(pic.file.name, root=str(pic.file.parent), mimetype=pic.mime)
+
+    def readyz(self) -> dict[str, str]:
+        self.db.ping()
+        return {"status": "ok"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    db = Database(settings)
+    frontend = Frontend(settings, db)
+    try:
+        return web.serve(frontend.app, settings.bind_address, settings.frontend_port,
+                         "frontend", threads=args.threads)
+    finally:
+        db.close()
