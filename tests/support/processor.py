@@ -37,6 +37,7 @@ def _nsqd_http(env: dict[str, str], path: str, method: str = "GET") -> bytes:
 def ensure_channel(env: dict[str, str]) -> None:
     """Create topic ``images`` and channel ``ch`` on nsqd, so nsqlookupd lists the nsqd at once
     and messages published before the first consumer wait in the channel."""
+    _nsqd_http(env, f"/topic/create?topic={TOPIC}", "POST")
     _nsqd_http(env, f"/channel/create?topic={TOPIC}&channel={CHANNEL}", "POST")
 
 

@@ -86,9 +86,12 @@ class FaceClient:
 
     def check_health(self) -> None:
         """Return when the face service says SERVING; raise otherwise (the breaker's probe)."""
-        response = self._health.Check(
-            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=self.health_timeout
-        )
+        try:
+            response = self._health.Check(
+                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=self.health_timeout
+            )
+        except grpc.RpcError as exc:
+            raise NotServing(describe(exc)) from None
         if response.status != health_pb2.HealthCheckResponse.SERVING:
             name = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
             raise NotServing(f"face service health is {name}")
