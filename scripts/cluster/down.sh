@@ -36,8 +36,11 @@ if [ -d "$STATE" ] && [ ! -f "$STATE/.kube-face-cluster" ] && [ -n "$(ls -A "$ST
   exit 1
 fi
 if [ -d "$STATE" ]; then
-  # Reverse start order: clients first, etcd last.
-  for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$name"; done
+  # Reverse start order: the API clients first (together), then the apiserver, etcd last.
+  for name in kwok kube-scheduler kube-controller-manager; do stop "$name" & done
+  wait
+  stop kube-apiserver
+  stop etcd
   if [ "${KUBE_FACE_KEEP_STATE:-0}" = 1 ]; then
     log "kept $STATE"
   else

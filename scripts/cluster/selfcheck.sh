@@ -18,7 +18,9 @@ K=("$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" --context kube-face-cluster)
 log() { printf '[selfcheck %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 fail() { log "FAIL: $*"; exit 1; }
 
-log "server: $("${K[@]}" version -o json | grep -m1 -A3 '"serverVersion"' | grep gitVersion | tr -d ' ,')"
+server=$("${K[@]}" get --raw /version | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p')
+log "server: kube-apiserver $server"
+[ -n "$server" ] || fail "no server version"
 "${K[@]}" get nodes -o wide
 
 "${K[@]}" delete namespace "$NS" --ignore-not-found --wait=true >/dev/null

@@ -54,7 +54,7 @@ api_ready() {
 alive() { local p; p=$(cat "$RUN/$1.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
 
 # Already up? Then nothing to do.
-if [ -f "$RUN/kube-apiserver.pid" ] && alive etcd && alive kube-apiserver && alive kwok && api_ready; then
+if alive etcd && alive kube-apiserver && alive kube-controller-manager && alive kube-scheduler && alive kwok && api_ready; then
   log "cluster already up in $STATE"
   echo "export KUBECONFIG=$KUBECONFIG_OUT"
   exit 0
@@ -64,14 +64,18 @@ if [ -e "$STATE" ]; then
   KUBE_FACE_CLUSTER_DIR="$STATE" "$HERE/down.sh"
 fi
 
-for p in $ETCD_PORT $ETCD_PEER_PORT $API_PORT $KCM_PORT $SCHED_PORT $KWOK_PORT; do
+PORTS="$ETCD_PORT $ETCD_PEER_PORT $API_PORT $KCM_PORT $SCHED_PORT $KWOK_PORT"
+if [ "$(printf '%s\n' $PORTS | sort -u | wc -l)" -ne 6 ]; then
+  log "the six ports must differ: $PORTS"; exit 1
+fi
+for p in $PORTS; do
   if ss -Hltn "sport = :$p" | grep -q .; then
     log "port $p on this machine is already in use; set KUBE_FACE_*_PORT to free ones"; exit 1
   fi
 done
 
 mkdir -p "$PKI" "$RUN" "$LOGS" "$STATE/etcd"
-chmod 700 "$STATE"
+chmod 700 "$STATE" "$STATE/etcd" "$PKI"
 echo "made by scripts/cluster/up.sh; removed by down.sh" > "$STATE/.kube-face-cluster"
 
 on_error() {
@@ -110,6 +114,17 @@ log "generating certificates and service-account keys in $PKI"
   sign controller-manager "/CN=system:kube-controller-manager" "$client"
   sign scheduler "/CN=system:kube-scheduler" "$client"
   sign kwok "/O=system:masters/CN=kwok-controller" "$client"
+  # Front-proxy (aggregation layer) CA and client: lets aggregated APIs such as
+  # metrics-server work, and silences "missing requestheader-client-ca-file".
+  newkey front-proxy-ca.key
+  ossl req -x509 -new -key front-proxy-ca.key -out front-proxy-ca.crt -days 3650 -subj "/CN=kube-face-front-proxy-ca" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+  newkey front-proxy-client.key
+  ossl req -new -key front-proxy-client.key -out front-proxy-client.csr -subj "/CN=front-proxy-client"
+  printf '%b\n' "$client" > front-proxy-client.ext
+  ossl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key -CAcreateserial \
+    -days 3650 -out front-proxy-client.crt -extfile front-proxy-client.ext
+  rm -f front-proxy-client.csr front-proxy-client.ext
   newkey sa.key
   ossl pkey -in sa.key -pubout -out sa.pub
   chmod 600 ./*.key
@@ -151,17 +166,18 @@ start() {
   echo $! > "$RUN/$name.pid"
   log "started $name (pid $!)"
 }
-# wait_for WHAT COMMAND...: poll until the command succeeds or the timeout passes.
+# wait_for WHAT PROCESS COMMAND...: poll until the command succeeds; fail at once if
+# PROCESS (a name started above, or "-") has exited, or when the timeout passes.
 wait_for() {
-  local what=$1; shift
+  local what=$1 proc=$2; shift 2
   local deadline=$(( $(date +%s) + TIMEOUT )) t=$(date +%s)
   until "$@" >/dev/null 2>&1; do
+    if [ "$proc" != - ] && ! alive "$proc"; then log "$proc exited while waiting for $what"; return 1; fi
     if [ "$(date +%s)" -ge "$deadline" ]; then log "timed out after ${TIMEOUT}s waiting for $what"; return 1; fi
     sleep 1
   done
   log "$what: ok after $(( $(date +%s) - t ))s"
 }
-check_alive() { alive "$1" || { log "$1 exited early"; return 1; }; }
 
 # ------------------------------------------------------------------------- etcd
 start etcd "$BIN/etcd" --name kube-face --data-dir "$STATE/etcd" \
@@ -169,8 +185,8 @@ start etcd "$BIN/etcd" --name kube-face --data-dir "$STATE/etcd" \
   --listen-peer-urls "http://$HOST:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://$HOST:$ETCD_PEER_PORT" \
   --initial-cluster "kube-face=http://$HOST:$ETCD_PEER_PORT" --initial-cluster-state new \
   --listen-metrics-urls "" --unsafe-no-fsync --log-level warn --quota-backend-bytes 2147483648
-etcd_ok() { check_alive etcd && lcurl "http://$HOST:$ETCD_PORT/health" | grep -q '"health":"true"'; }
-wait_for "etcd health" etcd_ok
+etcd_ok() { lcurl "http://$HOST:$ETCD_PORT/health" | grep -q '"health":"true"'; }
+wait_for "etcd health" etcd etcd_ok
 
 # ---------------------------------------------------------------- kube-apiserver
 # Default admission plugins; --endpoint-reconciler-type=none because Endpoints may
@@ -180,13 +196,16 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --etcd-servers "http://$HOST:$ETCD_PORT" \
   --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
   --client-ca-file "$PKI/ca.crt" \
+  --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+  --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
   --service-cluster-ip-range "$SERVICE_CIDR" \
   --authorization-mode Node,RBAC --allow-privileged=true \
   --endpoint-reconciler-type none --profiling=false
-apiserver_ok() { check_alive kube-apiserver && api_ready; }
-wait_for "kube-apiserver /readyz" apiserver_ok
+wait_for "kube-apiserver /readyz" kube-apiserver api_ready
 
 # ------------------------------------------------- controller-manager, scheduler
 start kube-controller-manager "$BIN/kube-controller-manager" \
@@ -231,12 +250,12 @@ start kwok "$BIN/kwok" --config "$STATE/kwok.yaml" --kubeconfig "$STATE/kwok.kub
   --cidr "$POD_CIDR" --node-ip "$HOST" --node-lease-duration-seconds 40 \
   --server-address "$HOST:$KWOK_PORT"
 
-kcm_ok() { check_alive kube-controller-manager && lcurl -k "https://$HOST:$KCM_PORT/healthz" | grep -q ok; }
-sched_ok() { check_alive kube-scheduler && lcurl -k "https://$HOST:$SCHED_PORT/healthz" | grep -q ok; }
-kwok_ok() { check_alive kwok && lcurl "http://$HOST:$KWOK_PORT/healthz" | grep -q ok; }
-wait_for "kube-controller-manager /healthz" kcm_ok
-wait_for "kube-scheduler /healthz" sched_ok
-wait_for "kwok /healthz" kwok_ok
+kcm_ok() { lcurl -k "https://$HOST:$KCM_PORT/healthz" | grep -q ok; }
+sched_ok() { lcurl -k "https://$HOST:$SCHED_PORT/healthz" | grep -q ok; }
+kwok_ok() { lcurl "http://$HOST:$KWOK_PORT/healthz" | grep -q ok; }
+wait_for "kube-controller-manager /healthz" kube-controller-manager kcm_ok
+wait_for "kube-scheduler /healthz" kube-scheduler sched_ok
+wait_for "kwok /healthz" kwok kwok_ok
 
 # Default StorageClass served by kwok's volume stages.
 sed "s/name: kwok-volume/name: $STORAGE_CLASS/" "$SHARE/storage-class.yaml" | "${KUBECTL[@]}" apply -f - >&2
@@ -263,9 +282,9 @@ done | "${KUBECTL[@]}" apply -f - >&2
 nodes_ready() {
   [ "$("${KUBECTL[@]}" get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$')" -ge "$NODES" ]
 }
-wait_for "$NODES nodes Ready" nodes_ready
+wait_for "$NODES nodes Ready" kwok nodes_ready
 # Pods need the namespace's default ServiceAccount (made by the controller manager).
-wait_for "default ServiceAccount" "${KUBECTL[@]}" -n default get serviceaccount default
+wait_for "default ServiceAccount" kube-controller-manager "${KUBECTL[@]}" -n default get serviceaccount default
 
 trap - ERR
 "${KUBECTL[@]}" get nodes >&2
