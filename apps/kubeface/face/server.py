@@ -1,0 +1,277 @@
+"""``kubeface face-service``: face recognition over gRPC (package ``facerecog``, port 50051).
+
+The server process holds the known faces and matches against them; detection and encoding run
+in a pool of worker processes, one dlib model set each (dlib releases the GIL, but threads sharing
+face_recognition's module-level models crashed the interpreter, and processes scaled better in
+``bench/face_bench.py``). The health service says NOT_SERVING until the known faces are loaded;
+KNOWN_PEOPLE is polled for changes and reloaded without a restart; SIGTERM drains the calls in
+flight, then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from facerecog import face_pb2, face_pb2_grpc
+from kubeface.core import paths
+from kubeface.core.config import Settings
+from kubeface.face import engine, known
+from kubeface.face.engine import Analysis
+from kubeface.face.images import NOT_FOUND, ImageError
+
+log = logging.getLogger("kubeface.face")
+
+SERVICE_NAME = "facerecog.Identity"
+POLL_SECONDS = 2.0  # how often KNOWN_PEOPLE is checked for changes
+DRAIN_SECONDS = 30.0  # longest wait for calls in flight at SIGTERM
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (containers)."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = count or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return count
+
+
+class Refused(Exception):
+    """A call answered with a gRPC error code; the message is for the client."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class Recogniser:
+    """The service's logic, without gRPC: a test or a benchmark can call it directly."""
+
+    def __init__(self, settings: Settings, workers: int) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.root = settings.unknown_people
+        self.cache = known.EncodingCache(settings.face_cache_dir, settings.face_max_side)
+        self.known: known.KnownSet | None = None
+        self._pool_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._pool = self._new_pool()
+        self.on_loaded: list = []  # callbacks(KnownSet), e.g. the health service
+
+    def _new_pool(self) -> futures.ProcessPoolExecutor:
+        # spawn: a fresh interpreter per worker, no forked gRPC or thread state.
+        return futures.ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=engine.init_worker,
+            initargs=(self.settings.face_max_side, self.settings.face_max_pixels),
+        )
+
+    def warm_up(self) -> None:
+        """Start every worker and load its models now, not on the first request."""
+        list(self._pool.map(engine.warm, range(self.workers)))
+
+    def _run(self, path: Path) -> Analysis:
+        pool = self._pool
+        try:
+            return pool.submit(engine.analyse, os.fspath(path)).result()
+        except BrokenProcessPool:
+            with self._pool_lock:
+                if self._pool is pool:  # the first to notice replaces it
+                    log.error("a recognition worker died (on %s or a call beside it): "
+                              "starting a new pool", path.name)
+                    self._pool = self._new_pool()
+            raise Refused(grpc.StatusCode.INTERNAL,
+                          "a recognition worker crashed while this image was being processed; "
+                          "try again") from None
+
+    def _run_many(self, files: Sequence[Path]) -> list[Analysis | BaseException]:
+        pending = [self._pool.submit(engine.analyse, os.fspath(p)) for p in files]
+        results: list[Analysis | BaseException] = []
+        for future in pending:
+            try:
+                results.append(future.result())
+            except BaseException as exc:  # one bad known image must not stop the others
+                results.append(exc)
+        return results
+
+    def reload(self) -> known.KnownSet:
+        """Read KNOWN_PEOPLE again (cached encodings are reused) and swap the known set."""
+        with self._reload_lock:
+            started = time.monotonic()
+            new = known.load(self.settings.known_people, self.cache, self._run_many)
+            self.known = new
+            log.info("known faces loaded: %d face(s) of %d people from %d image(s) in %s "
+                     "(%.2fs)", new.faces, new.people, new.images, self.settings.known_people,
+                     time.monotonic() - started)
+        for callback in self.on_loaded:
+            callback(new)
+        return new
+
+    def identify(self, image_path: str) -> face_pb2.IdentifyResponse:
+        current = self.known  # one snapshot for the whole call, whatever a reload does
+        if current is None:
+            raise Refused(grpc.StatusCode.UNAVAILABLE,
+                          "known faces are not loaded yet; try again shortly")
+        try:
+            real = paths.real_file(image_path, self.root)
+        except paths.PathError as exc:
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        try:
+            analysis = self._run(real)
+        except ImageError as exc:
+            code = (grpc.StatusCode.NOT_FOUND if exc.code == NOT_FOUND
+                    else grpc.StatusCode.INVALID_ARGUMENT)
+            raise Refused(code, exc.message) from None
+        return self._answer(current, analysis)
+
+    def _answer(self, current: known.KnownSet,
+                analysis: Analysis) -> face_pb2.IdentifyResponse:
+        tolerance = self.settings.face_tolerance
+        closest, distances = current.match(analysis.encodings)
+        faces = []
+        for i, (top, right, bottom, left) in enumerate(analysis.boxes):
+            distance = float(distances[i])
+            matched = distance <= tolerance
+            name = current.image_names[closest[i]] if matched else ""
+            faces.append(face_pb2.Face(
+                box=face_pb2.Box(top=top, right=right, bottom=bottom, left=left),
+                image_name=name, person=current.persons[closest[i]] if matched else "",
+                distance=distance, matched=matched,
+            ))
+        faces.sort(key=lambda f: (f.box.left, f.box.top))
+        response = face_pb2.IdentifyResponse(faces=faces, width=analysis.width,
+                                             height=analysis.height)
+        if not faces:
+            response.outcome = face_pb2.OUTCOME_NO_FACE
+            return response
+        best = min(faces, key=lambda f: f.distance)
+        response.distance = best.distance
+        if best.matched:
+            response.outcome = face_pb2.OUTCOME_MATCH
+            response.image_name, response.person = best.image_name, best.person
+        else:
+            response.outcome = face_pb2.OUTCOME_UNKNOWN
+        return response
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class IdentityServicer(face_pb2_grpc.IdentityServicer):
+    def __init__(self, recogniser: Recogniser) -> None:
+        self.recogniser = recogniser
+
+    def Identify(self, request, context):
+        started = time.monotonic()
+        try:
+            response = self.recogniser.identify(request.image_path)
+        except Refused as exc:
+            log.info("identify %r: %s %s", request.image_path, exc.code.name, exc.message)
+            context.abort(exc.code, exc.message)
+        log.info("identify %r: %s, %d face(s), %s (%.0f ms)", request.image_path,
+                 face_pb2.Outcome.Name(response.outcome), len(response.faces),
+                 response.person or "-", (time.monotonic() - started) * 1000)
+        return response
+
+    def Reload(self, request, context):
+        try:
+            loaded = self.recogniser.reload()
+        except known.NoKnownFaces as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        return face_pb2.ReloadResponse(known_images=loaded.images, known_faces=loaded.faces,
+                                       people=loaded.people)
+
+
+def watch(recogniser: Recogniser, stop: threading.Event) -> None:
+    """Load the known faces, then reload whenever KNOWN_PEOPLE changes (polled)."""
+    folder = recogniser.settings.known_people
+    tried: tuple | None = None
+    while not stop.is_set():
+        current = known.snapshot(folder)
+        if current != tried:
+            tried = current
+            try:
+                recogniser.reload()
+            except known.NoKnownFaces as exc:
+                state = "keeping the faces loaded before" if recogniser.known else "NOT_SERVING"
+                log.error("known faces not loaded (%s): %s", state, exc)
+            except Exception:
+                log.exception("reloading the known faces failed")
+        stop.wait(POLL_SECONDS)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=None,
+                        help="recognition worker processes (default: FACE_WORKERS, 0: per CPU)")
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    workers = args.workers if getattr(args, "workers", None) else settings.face_workers
+    workers = workers or available_cpus()
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    recogniser = Recogniser(settings, workers)
+
+    def serving(_: known.KnownSet) -> None:
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    recogniser.on_loaded.append(serving)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max(8, workers * 4),
+                                   thread_name_prefix="grpc"),
+        # Never share the port with another process that happens to bind it too.
+        options=[("grpc.so_reuseport", 0)],
+    )
+    face_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(recogniser), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = f"{settings.bind_address}:{settings.grpc_port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        log.error("cannot listen on %s (in use, or not an address of this machine)", address)
+        recogniser.close()
+        return 1
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server.start()
+    log.info("face service listening on %s with %d worker process(es), tolerance %.2f, "
+             "max side %d px", address, workers, settings.face_tolerance,
+             settings.face_max_side)
+    try:
+        recogniser.warm_up()
+        watcher = threading.Thread(target=watch, args=(recogniser, stop), daemon=True,
+                                   name="known-watch")
+        watcher.start()
+        stop.wait()
+        log.info("stopping: draining calls in flight (up to %.0fs)", DRAIN_SECONDS)
+    finally:
+        # Also on a failed start: never leave a half-started server holding the port.
+        stop.set()
+        health_servicer.enter_graceful_shutdown()
+        server.stop(DRAIN_SECONDS).wait()
+        recogniser.close()
+    log.info("stopped")
+    return 0
