@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from facerecog import face_pb2, face_pb2_grpc
 from tests.support.procs import ROOT, Process, free_port, tail, wait_for
 
 SERVICE_NAME = "facerecog.Identity"
@@ -45,6 +46,18 @@ class FaceService:
             stub = health_pb2_grpc.HealthStub(channel)
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    def identify(self, image_path: str, timeout: float = 120.0) -> face_pb2.IdentifyResponse:
+        """One Identify call on a new channel; a refusal raises ``grpc.RpcError``."""
+        with grpc.insecure_channel(self.address) as channel:
+            stub = face_pb2_grpc.IdentityStub(channel)
+            return stub.Identify(face_pb2.IdentifyRequest(image_path=image_path),
+                                 timeout=timeout)
+
+    def reload(self, timeout: float = 120.0) -> face_pb2.ReloadResponse:
+        with grpc.insecure_channel(self.address) as channel:
+            return face_pb2_grpc.IdentityStub(channel).Reload(face_pb2.ReloadRequest(),
+                                                              timeout=timeout)
 
     def start(self, wait: bool = True, timeout: float = 120.0) -> FaceService:
         self.base.mkdir(parents=True, exist_ok=True)
