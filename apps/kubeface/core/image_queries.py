@@ -9,15 +9,19 @@ row), the counts per status a second one, one image with its faces two.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import records
+import sqlalchemy.exc
 
 from kubeface.core.db import Database, execute, last_insert_id
 from kubeface.core.statuses import Status
+
+log = logging.getLogger(__name__)
 
 MAX_PAGE = 1000
 
@@ -132,19 +136,39 @@ def insert_pending(db: Database, paths: Sequence[str]) -> list[Posted]:
     the same list) keeps its id and status and is not new; only new images are to be published.
     Raises :data:`kubeface.core.db.UNAVAILABLE` errors when the database is away.
     """
-    unique = list(dict.fromkeys(paths))
-    try:
-        with db.transaction() as conn:
-            found = _insert_batch(conn, unique)
-    except _Raced:
-        with db.transaction() as conn:
-            found = _insert_one_by_one(conn, unique)
+    # One order for every transaction (by the unique key), so two bulk posts sharing paths
+    # wait for each other instead of deadlocking.
+    unique = sorted(set(paths), key=path_sha)
+    for attempt in range(1, _DEADLOCK_TRIES + 1):
+        try:
+            found = _insert(db, unique)
+            break
+        except sqlalchemy.exc.OperationalError as exc:
+            code = getattr(exc.orig, "args", (None,))[0]
+            if code not in _RETRYABLE_CODES or attempt == _DEADLOCK_TRIES:
+                raise
+            log.info("insert of %d paths hit MySQL error %s, trying again", len(unique), code)
     result, seen = [], set()
     for p in paths:
         image_id, status, new = found[p]
         result.append(Posted(image_id, p, status, new and p not in seen))
         seen.add(p)
     return result
+
+
+_DEADLOCK_TRIES = 5
+_RETRYABLE_CODES = {1213, 1205}  # deadlock found; lock wait timeout exceeded
+
+
+def _insert(db: Database, unique: list[str]) -> _Found:
+    try:
+        with db.transaction() as conn:
+            return _insert_batch(conn, unique)
+    except _Raced:
+        log.info("a concurrent post stored some of %d paths first: storing them one by one",
+                 len(unique))
+        with db.transaction() as conn:
+            return _insert_one_by_one(conn, unique)
 
 
 _IMAGE_COLUMNS = """

@@ -103,7 +103,7 @@ class Frontend:
             try:
                 return func(**kwargs)
             except UNAVAILABLE as exc:
-                log.warning("database unavailable: %s", type(exc).__name__)
+                log.warning("database unavailable: %s", getattr(exc, "orig", exc))
                 response = self.render("unavailable", 503, refresh=RETRY_AFTER_SECONDS)
                 response.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
                 return response

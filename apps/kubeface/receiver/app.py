@@ -157,7 +157,7 @@ class Receiver:
             except ApiError as exc:
                 return _error_response(exc)
             except UNAVAILABLE as exc:
-                log.warning("database unavailable: %s", type(exc).__name__)
+                log.warning("database unavailable: %s", getattr(exc, "orig", exc))
                 return _error_response(ApiError(
                     503, "the database is unreachable: nothing was stored, try again later"))
         return handle
