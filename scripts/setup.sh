@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${KUBE_FACE_CACHE:-$HOME/.cache/kube-face}
 nsq_version=v1.3.0
-apt_packages=(mariadb-server mariadb-client chromium chromium-driver)
+apt_packages=(mariadb-server mariadb-client chromium chromium-driver docker.io debootstrap rsync)
 
 step() { printf '==> %s\n' "$*"; }
 
