@@ -21,6 +21,8 @@ KWOK_VERSION=${KUBE_FACE_KWOK_VERSION:-v0.8.0}
 CACHE=${KUBE_FACE_CACHE:-$HOME/.cache/kube-face}
 JOBS=${KUBE_FACE_BUILD_JOBS:-1}
 NICE=${KUBE_FACE_NICE:-19}
+NODE=${KUBE_FACE_CLUSTER_NODE:-kwok}
+[ "${1:-}" = --node ] && NODE=real
 
 ROOT="$CACHE/k8s/$K8S_VERSION"
 BIN="$ROOT/bin"
@@ -64,13 +66,13 @@ install_bins() {
 }
 
 # ---------------------------------------------------------------- Kubernetes
-build_k8s() {
-  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+# k8s_wrapper DIR PKG...: write a wrapper module in DIR (emptied first) that requires
+# k8s.io/kubernetes $K8S_VERSION with one replace per staging module, resolve PKG...
+# and set K8S_LDFLAGS (version stamping). Shared by the control plane and the node build.
+k8s_wrapper() {
+  local dir=$1; shift
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
   local staging_version="v0.${K8S_VERSION#v1.}"
-  local key="k8s=$K8S_VERSION staging=$staging_version go=$GOVER"
-  if up_to_date k8s "$key" "${bins[@]}"; then log "kubernetes $K8S_VERSION: up to date"; return; fi
-  local t=$(now) dir="$SRC/kubernetes"
   rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
   log "kubernetes $K8S_VERSION: reading k8s.io/kubernetes go.mod from the module proxy"
   local dl kk_mod kk_info
@@ -101,9 +103,8 @@ build_k8s() {
     echo ")"
   } > go.mod
   log "kubernetes: wrapper go.mod with $(echo "$staging" | wc -w) staging replaces ($staging_version)"
-  local pkgs=() b; for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
   log "kubernetes: resolving modules (go get)"
-  nice -n "$NICE" "$GO" get "${pkgs[@]/%/@$K8S_VERSION}" >&2
+  nice -n "$NICE" "$GO" get "${@/%/@$K8S_VERSION}" >&2
   local commit="" date=""
   [ -f "$kk_info" ] && commit=$(sed -n 's/.*"Hash": *"\([0-9a-f]*\)".*/\1/p' "$kk_info" | head -1)
   [ -f "$kk_info" ] && date=$(sed -n 's/.*"Time": *"\([^"]*\)".*/\1/p' "$kk_info" | head -1)
@@ -114,11 +115,78 @@ build_k8s() {
     [ -n "$commit" ] && ld+=" -X $pkg.gitCommit=$commit"
     [ -n "$date" ] && ld+=" -X $pkg.buildDate=${date%%.*}"
   done
+  K8S_LDFLAGS=$ld
+}
+
+build_k8s() {
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local staging_version="v0.${K8S_VERSION#v1.}"
+  local key="k8s=$K8S_VERSION staging=$staging_version go=$GOVER"
+  if up_to_date k8s "$key" "${bins[@]}"; then log "kubernetes $K8S_VERSION: up to date"; return; fi
+  local t=$(now)
+  local pkgs=() b; for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  k8s_wrapper "$SRC/kubernetes" "${pkgs[@]}"
   local tmp="$ROOT/.tmp-k8s"; rm -rf "$tmp"; mkdir -p "$tmp"
   log "kubernetes: compiling ${bins[*]} (go build -p $JOBS, nice $NICE; cold: tens of minutes)"
-  gobuild -ldflags "$ld" -o "$tmp/" "${pkgs[@]}"
+  gobuild -ldflags "$K8S_LDFLAGS" -o "$tmp/" "${pkgs[@]}"
   install_bins k8s "$key" "$tmp" "${bins[@]}"
   log "kubernetes $K8S_VERSION: built in $(( $(now) - t ))s"
+}
+
+# Stage 2 (KUBE_FACE_CLUSTER_NODE=real, or build.sh --node): kubelet and kube-proxy from
+# the same wrapper module (its own dir, so the control-plane build is never invalidated).
+build_k8s_node() {
+  local bins=(kubelet kube-proxy)
+  local staging_version="v0.${K8S_VERSION#v1.}"
+  local key="k8s-node=$K8S_VERSION staging=$staging_version go=$GOVER"
+  if up_to_date k8s-node "$key" "${bins[@]}"; then log "kubelet/kube-proxy $K8S_VERSION: up to date"; return; fi
+  local t=$(now)
+  local pkgs=() b; for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  k8s_wrapper "$SRC/kubernetes-node" "${pkgs[@]}"
+  local tmp="$ROOT/.tmp-k8s-node"; rm -rf "$tmp"; mkdir -p "$tmp"
+  log "kubernetes: compiling ${bins[*]} (go build -p $JOBS, nice $NICE)"
+  gobuild -ldflags "$K8S_LDFLAGS" -o "$tmp/" "${pkgs[@]}"
+  install_bins k8s-node "$key" "$tmp" "${bins[@]}"
+  log "kubelet/kube-proxy $K8S_VERSION: built in $(( $(now) - t ))s"
+}
+
+# ------------------------------------------------------------- node images
+# No registry is reachable: the sandbox (pause) image and the probe workload (hello)
+# are static Go binaries from scripts/cluster/images, packed as docker-archive tars
+# that `ctr -n k8s.io images import` reads. Deterministic tars (sorted, mtime 0).
+IMAGES_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/images
+PAUSE_IMAGE=${KUBE_FACE_PAUSE_IMAGE:-kube-face.local/pause:3.10}
+HELLO_IMAGE=${KUBE_FACE_HELLO_IMAGE:-kube-face.local/hello:1.0}
+# pack_image REF BINARY OUT.tar: one-layer image whose entrypoint is /BINARY's name.
+pack_image() {
+  local ref=$1 binary=$2 out=$3 work; work=$(mktemp -d)
+  local name; name=$(basename "$binary")
+  mkdir -p "$work/rootfs" "$work/img"
+  cp "$binary" "$work/rootfs/$name"
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work/rootfs" -cf "$work/layer.tar" .
+  local diff; diff=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+  mkdir -p "$work/img/$diff"; mv "$work/layer.tar" "$work/img/$diff/layer.tar"
+  printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/%s"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"kube-face scripts/cluster/build.sh"}]}' \
+    "$name" "$diff" > "$work/img/config.json"
+  local cfg; cfg=$(sha256sum "$work/img/config.json" | cut -d' ' -f1)
+  mv "$work/img/config.json" "$work/img/$cfg.json"
+  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$cfg" "$ref" "$diff" > "$work/img/manifest.json"
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work/img" -cf "$out" .
+  rm -rf "$work"
+}
+build_images() {
+  local src_sum; src_sum=$(cd "$IMAGES_SRC" && cat go.mod pause/main.go hello/main.go | sha256sum | cut -c1-16)
+  local key="images src=$src_sum pause=$PAUSE_IMAGE hello=$HELLO_IMAGE go=$GOVER" out="$ROOT/images"
+  if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$key" ] && [ -f "$out/pause.tar" ] && [ -f "$out/hello.tar" ]; then
+    log "node images: up to date"; return
+  fi
+  local t=$(now) tmp="$ROOT/.tmp-images"; rm -rf "$tmp"; mkdir -p "$tmp" "$out"
+  (cd "$IMAGES_SRC" && gobuild -ldflags "-s -w" -o "$tmp/" ./pause ./hello)
+  pack_image "$PAUSE_IMAGE" "$tmp/pause" "$out/pause.tar"
+  pack_image "$HELLO_IMAGE" "$tmp/hello" "$out/hello.tar"
+  printf '%s' "$key" > "$out/.stamp"
+  rm -rf "$tmp"
+  log "node images $PAUSE_IMAGE, $HELLO_IMAGE: built in $(( $(now) - t ))s"
 }
 
 # ---------------------------------------------------------------------- etcd
@@ -171,5 +239,6 @@ log "go $GOVER, cache $CACHE, GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE, -p $JOBS,
 build_etcd
 build_kwok
 build_k8s
+if [ "$NODE" = real ]; then build_images; build_k8s_node; fi
 log "all binaries in $BIN (total $(( $(now) - T0 ))s)"
 echo "$BIN"

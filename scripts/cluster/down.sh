@@ -35,6 +35,10 @@ if [ -d "$STATE" ] && [ ! -f "$STATE/.kube-face-cluster" ] && [ -n "$(ls -A "$ST
   log "refusing: $STATE is not empty and has no .kube-face-cluster marker (not made by up.sh)"
   exit 1
 fi
+if [ -d "$STATE/node" ]; then
+  # Stage 2's real node first: it needs the API server to deregister and holds mounts.
+  KUBE_FACE_CLUSTER_DIR="$STATE" "$(dirname "${BASH_SOURCE[0]}")/node-down.sh"
+fi
 if [ -d "$STATE" ]; then
   # Reverse start order: the API clients first (together), then the apiserver, etcd last.
   for name in kwok kube-scheduler kube-controller-manager; do stop "$name" & done

@@ -114,6 +114,8 @@ log "generating certificates and service-account keys in $PKI"
   sign controller-manager "/CN=system:kube-controller-manager" "$client"
   sign scheduler "/CN=system:kube-scheduler" "$client"
   sign kwok "/O=system:masters/CN=kwok-controller" "$client"
+  # The API server's client identity towards real kubelets (stage 2: logs, exec, port-forward).
+  sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client"
   # Front-proxy (aggregation layer) CA and client: lets aggregated APIs such as
   # metrics-server work, and silences "missing requestheader-client-ca-file".
   newkey front-proxy-ca.key
@@ -203,6 +205,7 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
   --service-cluster-ip-range "$SERVICE_CIDR" \
+  --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
   --authorization-mode Node,RBAC --allow-privileged=true \
   --endpoint-reconciler-type none --profiling=false
 wait_for "kube-apiserver /readyz" kube-apiserver api_ready
@@ -262,7 +265,8 @@ sed "s/name: kwok-volume/name: $STORAGE_CLASS/" "$SHARE/storage-class.yaml" | "$
 
 # ------------------------------------------------------------------- fake nodes
 log "creating $NODES kwok fake nodes"
-for i in $(seq 1 "$NODES"); do
+# KUBE_FACE_FAKE_NODES=0 (stage 2: only the real node of node-up.sh) creates none.
+[ "$NODES" -gt 0 ] && for i in $(seq 1 "$NODES"); do
   cat <<EOF
 apiVersion: v1
 kind: Node

@@ -1,0 +1,3 @@
+module kube-face.local/cluster-images
+
+go 1.22

@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Stage 2 (issue 9): add one REAL node to the control plane that up.sh started:
+# containerd (Debian's, with runc and the CNI plugins), a kubelet and kube-proxy
+# built by build.sh, all inside a network namespace made here, so the pod network,
+# the bridge, kube-proxy's iptables rules and every pod stay out of the host's
+# network namespace. The host namespace only gets loopback listeners (socat relays):
+#   host 127.0.0.1:$API_PORT        <- node ns 127.0.0.1:$API_PORT   (kubelet, kube-proxy -> API)
+#   host 127.0.0.1:$KUBELET_PORT    -> node ns 127.0.0.1:$KUBELET_PORT (API -> kubelet: logs, exec, port-forward)
+#   host 127.0.0.1:P                -> node ns 127.0.0.1:P for each P in KUBE_FACE_NODE_PORTS (Service NodePorts)
+# The relays cross namespaces through unix sockets in the state dir, not through any
+# interface. The node is named 127.0.0.1: a kubelet refuses a loopback --node-ip, but
+# an IP given as --hostname-override becomes the InternalIP unchecked, and the API
+# server must dial a loopback address (the relay) for logs/exec/port-forward.
+# Idempotent; stop with node-down.sh (down.sh calls it too).
+#
+# Environment (all optional; the stage-1 ones as in up.sh):
+#   KUBE_FACE_CLUSTER_DIR   state dir of up.sh (default /tmp/kube-face-cluster); the node lives in ./node
+#   KUBE_FACE_APISERVER_PORT  API port of up.sh (default 26443)
+#   KUBE_FACE_NODE_NETNS    network namespace name (default kube-face-node)
+#   KUBE_FACE_KUBELET_PORT  kubelet port, relayed to the host's loopback (default 20250)
+#   KUBE_FACE_NODE_PORTS    NodePorts relayed to the host's 127.0.0.1 (default "30080 30800 30881")
+#   KUBE_FACE_POD_CIDR      pod subnet of the bridge inside the namespace (default 10.245.0.0/24)
+#   KUBE_FACE_NODE_IMAGES   extra image tars (docker-archive or OCI) to import into containerd
+#   KUBE_FACE_UP_TIMEOUT    seconds to wait for each step (default 300)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+STATE=${KUBE_FACE_CLUSTER_DIR:-/tmp/kube-face-cluster}
+API_PORT=${KUBE_FACE_APISERVER_PORT:-26443}
+NETNS=${KUBE_FACE_NODE_NETNS:-kube-face-node}
+KUBELET_PORT=${KUBE_FACE_KUBELET_PORT:-20250}
+NODE_PORTS=${KUBE_FACE_NODE_PORTS:-30080 30800 30881}
+POD_CIDR=${KUBE_FACE_POD_CIDR:-10.245.0.0/24}
+TIMEOUT=${KUBE_FACE_UP_TIMEOUT:-300}
+PAUSE_IMAGE=${KUBE_FACE_PAUSE_IMAGE:-kube-face.local/pause:3.10}
+NODE_NAME=127.0.0.1
+HOST=127.0.0.1
+# Ports that exist only inside the node namespace (no clash with the host's).
+KUBELET_HEALTHZ_PORT=10248 PROXY_HEALTHZ_PORT=10256 PROXY_METRICS_PORT=10249
+CGROUP_ROOT=/kube-face
+BRIDGE=kfbr0
+
+PKI="$STATE/pki" NODE="$STATE/node"
+RUN="$NODE/run" LOGS="$NODE/logs" NPKI="$NODE/pki"
+NSPATH="/var/run/netns/$NETNS"
+log() { printf '[node-up %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+T0=$(date +%s)
+
+[ "$(id -u)" = 0 ] || { log "must run as root (containerd, kubelet, network namespaces)"; exit 1; }
+
+# ----------------------------------------------------------- packages, binaries
+need_pkgs=()
+for tool in containerd:containerd ctr:containerd containerd-shim-runc-v2:containerd runc:runc \
+            socat:socat nsenter:util-linux ip:iproute2 iptables:iptables; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool#*:}")
+done
+[ -x /usr/lib/cni/bridge ] || need_pkgs+=(containernetworking-plugins)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing Debian packages from node-packages.txt (missing: ${need_pkgs[*]})"
+  DEBIAN_FRONTEND=noninteractive nice apt-get install -y --no-install-recommends \
+    $(grep -v '^#' "$HERE/node-packages.txt") >&2
+fi
+
+BIN=$(KUBE_FACE_CLUSTER_NODE=real "$HERE/build.sh" | tail -n 1)
+IMAGES="$BIN/../images"
+for b in kubelet kube-proxy kubectl; do
+  [ -x "$BIN/$b" ] || { log "missing $BIN/$b (run KUBE_FACE_CLUSTER_NODE=real scripts/cluster/build.sh)"; exit 1; }
+done
+KUBECTL=("$BIN/kubectl" --kubeconfig "$STATE/kubeconfig")
+
+lcurl() { curl --noproxy '*' -fsS --max-time 5 "$@"; }
+api_ready() {
+  lcurl --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "https://$HOST:$API_PORT/readyz" >/dev/null 2>&1
+}
+alive() { local p; p=$(cat "$RUN/$1.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
+in_ns() { nsenter --net="$NSPATH" "$@"; }
+
+if ! api_ready; then
+  log "control plane not up in $STATE: starting it with up.sh"
+  "$HERE/up.sh" >/dev/null
+fi
+api_ready || { log "API server on $HOST:$API_PORT is not ready"; exit 1; }
+
+node_ready() {
+  [ "$("${KUBECTL[@]}" get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+if alive containerd && alive kubelet && alive kube-proxy && alive relay-api-host && node_ready; then
+  log "node $NODE_NAME already up in $NODE"
+  exit 0
+fi
+if [ -e "$NODE" ] || [ -e "$NSPATH" ]; then
+  log "stale node state: cleaning it with node-down.sh first"
+  KUBE_FACE_CLUSTER_DIR="$STATE" KUBE_FACE_NODE_NETNS="$NETNS" "$HERE/node-down.sh"
+fi
+for p in "$KUBELET_PORT" $NODE_PORTS; do
+  if ss -Hltn "sport = :$p" | grep -q .; then
+    log "port $p on this machine is already in use; set KUBE_FACE_KUBELET_PORT / KUBE_FACE_NODE_PORTS"; exit 1
+  fi
+done
+
+mkdir -p "$RUN" "$LOGS" "$NPKI" "$NODE/cni/net.d" "$NODE/cni/ipam" "$NODE/pod-logs" "$NODE/kubelet"
+chmod 700 "$NODE" "$NPKI"
+echo "made by scripts/cluster/node-up.sh; removed by node-down.sh" > "$NODE/.kube-face-node"
+echo "$NETNS" > "$NODE/netns"
+
+on_error() {
+  local rc=$?
+  log "FAILED (exit $rc); last log lines:"
+  local f; for f in "$LOGS"/*.log; do
+    [ -f "$f" ] || continue
+    echo "---- $f" >&2; tail -n 20 "$f" >&2
+  done
+  log "stopping the node (state kept in $NODE; node-down.sh removes it)"
+  KUBE_FACE_CLUSTER_DIR="$STATE" KUBE_FACE_NODE_NETNS="$NETNS" KUBE_FACE_KEEP_STATE=1 "$HERE/node-down.sh" || true
+  exit "$rc"
+}
+trap on_error ERR
+
+start() {
+  local name=$1; shift
+  setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! > "$RUN/$name.pid"
+  log "started $name (pid $!)"
+}
+wait_for() {
+  local what=$1 proc=$2; shift 2
+  local deadline=$(( $(date +%s) + TIMEOUT )) t=$(date +%s)
+  until "$@" >/dev/null 2>&1; do
+    if [ "$proc" != - ] && ! alive "$proc"; then log "$proc exited while waiting for $what"; return 1; fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then log "timed out after ${TIMEOUT}s waiting for $what"; return 1; fi
+    sleep 1
+  done
+  log "$what: ok after $(( $(date +%s) - t ))s"
+}
+
+# ---------------------------------------------------------- network namespace
+ip netns add "$NETNS"
+in_ns ip link set lo up
+# Forwarding inside the namespace only (pod <-> service DNAT <-> pod).
+in_ns sysctl -qw net.ipv4.ip_forward=1
+log "network namespace $NETNS: only lo, plus the CNI bridge $BRIDGE ($POD_CIDR) once a pod starts"
+
+# -------------------------------------------------------------- kernel tunables
+# The kubelet sets vm.overcommit_memory=1, vm.panic_on_oom=0, kernel.panic=10 and
+# kernel.panic_on_oops=1 machine-wide (there is no way to skip it short of failing on
+# a mismatch); remember the values so node-down.sh restores them.
+sysctl -n vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops > "$NODE/sysctl.saved"
+
+# ---------------------------------------------------------------- certificates
+log "node certificates (signed by the stage-1 CA)"
+(
+  cd "$NPKI"
+  ossl() { openssl "$@" 2>>"$LOGS/pki.log"; }
+  sign() {
+    ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"
+    ossl req -new -key "$1.key" -out "$1.csr" -subj "$2"
+    printf '%b\n' "$3" > "$1.ext"
+    ossl x509 -req -in "$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAserial "$NPKI/ca.srl" -CAcreateserial \
+      -days 3650 -out "$1.crt" -extfile "$1.ext"
+    rm -f "$1.csr" "$1.ext"
+  }
+  client="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth"
+  sign kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "$client"
+  sign kube-proxy "/CN=system:kube-proxy" "$client"
+  sign kubelet-serving "/CN=$NODE_NAME" \
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost"
+  chmod 600 ./*.key
+)
+kubeconfig() {
+  cat > "$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kube-face-cluster
+  cluster:
+    server: https://$HOST:$API_PORT
+    certificate-authority: $PKI/ca.crt
+users:
+- name: $2
+  user:
+    client-certificate: $NPKI/$3.crt
+    client-key: $NPKI/$3.key
+contexts:
+- name: kube-face-cluster
+  context: {cluster: kube-face-cluster, user: $2}
+current-context: kube-face-cluster
+EOF
+  chmod 600 "$1"
+}
+kubeconfig "$NODE/kubelet.kubeconfig" "system:node:$NODE_NAME" kubelet
+kubeconfig "$NODE/kube-proxy.kubeconfig" system:kube-proxy kube-proxy
+
+# ---------------------------------------------------------------------- relays
+# API into the namespace; kubelet and NodePorts out of it. unix sockets in $RUN.
+start relay-api-host socat "UNIX-LISTEN:$RUN/api.sock,fork,unlink-early,mode=600" "TCP:$HOST:$API_PORT"
+start relay-api-ns nsenter --net="$NSPATH" socat "TCP-LISTEN:$API_PORT,bind=$HOST,fork,reuseaddr" "UNIX-CONNECT:$RUN/api.sock"
+start relay-kubelet-ns nsenter --net="$NSPATH" socat "UNIX-LISTEN:$RUN/kubelet.sock,fork,unlink-early,mode=600" "TCP:$HOST:$KUBELET_PORT"
+start relay-kubelet-host socat "TCP-LISTEN:$KUBELET_PORT,bind=$HOST,fork,reuseaddr" "UNIX-CONNECT:$RUN/kubelet.sock"
+for p in $NODE_PORTS; do
+  start "relay-nodeport-$p-ns" nsenter --net="$NSPATH" socat "UNIX-LISTEN:$RUN/nodeport-$p.sock,fork,unlink-early,mode=600" "TCP:$HOST:$p"
+  start "relay-nodeport-$p-host" socat "TCP-LISTEN:$p,bind=$HOST,fork,reuseaddr" "UNIX-CONNECT:$RUN/nodeport-$p.sock"
+done
+ns_api_ready() {
+  in_ns curl --noproxy '*' -fsS --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://$HOST:$API_PORT/readyz"
+}
+wait_for "API server reachable inside $NETNS" relay-api-ns ns_api_ready
+
+# ------------------------------------------------------------------ containerd
+cat > "$NODE/containerd.toml" <<EOF
+# Written by scripts/cluster/node-up.sh: a private containerd (own root, state, socket).
+version = 2
+root = "$NODE/containerd/root"
+state = "$NODE/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$RUN/containerd.sock"
+[ttrpc]
+  address = "$RUN/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$NODE/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  # The sandbox cannot lower oom_score_adj: clamp container values to containerd's own.
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  netns_mounts_under_state_dir = true
+  disable_apparmor = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "$NODE/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$NODE/cni/net.d"
+    max_conf_num = 1
+EOF
+# Bridge inside the namespace; no masquerade (nothing leaves the namespace); the
+# default route points pods at the bridge, where kube-proxy's rules live.
+cat > "$NODE/cni/net.d/10-kube-face.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "kube-face",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "$POD_CIDR"}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
+        "dataDir": "$NODE/cni/ipam"
+      }
+    }
+  ]
+}
+EOF
+start containerd nsenter --net="$NSPATH" containerd --config "$NODE/containerd.toml" --log-level warn
+CTR=(ctr --address "$RUN/containerd.sock" -n k8s.io)
+wait_for "containerd" containerd "${CTR[@]}" version
+t=$(date +%s)
+for tar in "$IMAGES/pause.tar" "$IMAGES/hello.tar" ${KUBE_FACE_NODE_IMAGES:-}; do
+  "${CTR[@]}" images import "$tar" >&2
+done
+log "images imported in $(( $(date +%s) - t ))s: $("${CTR[@]}" images ls -q | grep -v '^sha256:' | tr '\n' ' ')"
+
+# --------------------------------------------------------------------- kubelet
+# cgroup v1 with the cgroupfs driver; every pod below $CGROUP_ROOT in each hierarchy.
+for h in /sys/fs/cgroup/*/; do
+  case "$h" in */unified/) continue ;; esac
+  mkdir -p "$h${CGROUP_ROOT#/}"
+  if [ -f "$h/cpuset.cpus" ]; then
+    cat "$h/cpuset.cpus" > "$h${CGROUP_ROOT#/}/cpuset.cpus"
+    cat "$h/cpuset.mems" > "$h${CGROUP_ROOT#/}/cpuset.mems"
+  fi
+done
+# The kubelet links container logs into /var/log/containers (fixed path, not configurable):
+# remember whether it existed, node-down.sh removes our links (and the dir if we made it).
+[ -d /var/log/containers ] || touch "$NODE/made-var-log-containers"
+echo "nameserver 127.0.0.1" > "$NODE/resolv.conf"   # pods' DNS stays in their own netns
+cat > "$NODE/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $HOST
+port: $KUBELET_PORT
+readOnlyPort: 0
+healthzBindAddress: $HOST
+healthzPort: $KUBELET_HEALTHZ_PORT
+tlsCertFile: $NPKI/kubelet-serving.crt
+tlsPrivateKeyFile: $NPKI/kubelet-serving.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $PKI/ca.crt}
+authorization: {mode: Webhook}
+containerRuntimeEndpoint: unix://$RUN/containerd.sock
+cgroupDriver: cgroupfs
+cgroupRoot: $CGROUP_ROOT
+failCgroupV1: false
+failSwapOn: false
+# The sandbox cannot lower oom_score_adj (-999 by default): leave the kubelet's alone.
+oomScoreAdj: 0
+podLogsDir: $NODE/pod-logs
+resolvConf: $NODE/resolv.conf
+clusterDomain: cluster.local
+serializeImagePulls: false
+evictionHard: {memory.available: 100Mi, nodefs.available: 5%, imagefs.available: 5%}
+imageGCHighThresholdPercent: 98
+imageGCLowThresholdPercent: 95
+EOF
+start kubelet nsenter --net="$NSPATH" "$BIN/kubelet" --config "$NODE/kubelet.yaml" \
+  --kubeconfig "$NODE/kubelet.kubeconfig" --root-dir "$NODE/kubelet" \
+  --hostname-override "$NODE_NAME" --v 2
+kubelet_ok() { in_ns curl --noproxy '*' -fsS --max-time 5 "http://$HOST:$KUBELET_HEALTHZ_PORT/healthz"; }
+wait_for "kubelet /healthz" kubelet kubelet_ok
+wait_for "node $NODE_NAME Ready" kubelet node_ready
+
+# ------------------------------------------------------------------ kube-proxy
+cat > "$NODE/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $NODE/kube-proxy.kubeconfig}
+hostnameOverride: $NODE_NAME
+mode: iptables
+clusterCIDR: $POD_CIDR
+bindAddress: $HOST
+healthzBindAddress: $HOST:$PROXY_HEALTHZ_PORT
+metricsBindAddress: $HOST:$PROXY_METRICS_PORT
+# Every local address of the node namespace (lo and the bridge): the relays reach NodePorts on 127.0.0.1.
+nodePortAddresses: ["0.0.0.0/0"]
+iptables: {localhostNodePorts: true, masqueradeAll: false}
+# 0: leave the machine-wide conntrack settings alone.
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+EOF
+start kube-proxy nsenter --net="$NSPATH" "$BIN/kube-proxy" --config "$NODE/kube-proxy.yaml" --v 2
+proxy_ok() { in_ns curl --noproxy '*' -fsS --max-time 5 "http://$HOST:$PROXY_HEALTHZ_PORT/healthz"; }
+wait_for "kube-proxy /healthz" kube-proxy proxy_ok
+
+trap - ERR
+"${KUBECTL[@]}" get node "$NODE_NAME" -o wide >&2
+log "node $NODE_NAME up in $(( $(date +%s) - T0 ))s; state and logs in $NODE"
