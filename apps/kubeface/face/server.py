@@ -43,13 +43,23 @@ def available_cpus() -> int:
     """CPUs this process may use: its affinity, capped by a cgroup CPU quota (containers)."""
     count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     count = count or 1
+    quota = _cgroup_quota()
+    return min(count, max(1, int(quota))) if quota else count
+
+
+def _cgroup_quota() -> float | None:
+    """CPUs allowed by the cgroup (a Kubernetes CPU limit), v2 or v1; None when unlimited."""
     try:
         quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            count = min(count, max(1, int(int(quota) / int(period))))
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         pass
-    return count
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
 
 
 class Refused(Exception):
