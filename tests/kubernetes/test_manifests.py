@@ -1,0 +1,288 @@
+"""The rendered manifests: valid for Kubernetes 1.34 (strict schemas), and right in the ways a
+schema cannot see."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from kubeface.core.config import VARIABLES
+from tests.support.procs import ROOT
+
+from .conftest import SHARED, Rendered
+
+K8S_VERSION = "1.34.0"
+WORKLOADS = {"Deployment", "StatefulSet", "Job", "CronJob"}
+APP_IMAGES = ("kube-face:", "kube-face-face:")
+CONFIG_NAMES = {v.name for v in VARIABLES}
+
+
+def pod_templates(rendered: Rendered) -> Iterator[tuple[str, dict]]:
+    """(kind/name, pod template) of every workload."""
+    for _, doc in rendered.docs:
+        if doc["kind"] == "CronJob":
+            template = doc["spec"]["jobTemplate"]["spec"]["template"]
+        elif doc["kind"] in WORKLOADS:
+            template = doc["spec"]["template"]
+        else:
+            continue
+        yield f"{doc['kind']}/{doc['metadata']['name']}", template
+
+
+def containers(pod: dict) -> list[dict]:
+    return pod["spec"].get("initContainers", []) + pod["spec"]["containers"]
+
+
+def matches(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def pods_selected(rendered: Rendered, selector: dict) -> list[dict]:
+    return [t for _, t in pod_templates(rendered) if matches(selector, t["metadata"]["labels"])]
+
+
+def test_every_object_validates_strictly_against_kubernetes_1_34(rendered):
+    failures = []
+    for path, doc in rendered.docs:
+        try:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            failures.append(f"{path}: no schema (removed or unknown API): {exc.message}")
+        except kubernetes_validate.ValidationError as exc:
+            failures.append(f"{path} {doc['kind']}/{doc['metadata']['name']}: "
+                            f"{'.'.join(map(str, exc.path))}: {exc.message}")
+    assert not failures, "\n".join(failures)
+
+
+def test_every_component_is_rendered(rendered):
+    kinds = {(d["kind"], d["metadata"]["name"]) for _, d in rendered.docs}
+    for expected in [("Namespace", rendered.namespace), ("Secret", "kube-face-secret"),
+                     ("StatefulSet", "mysql"), ("StatefulSet", "nsqd"),
+                     ("StatefulSet", "nsqlookupd"), ("Deployment", "face"),
+                     ("Deployment", "processor"), ("Deployment", "receiver"),
+                     ("Deployment", "frontend"), ("CronJob", "retry"),
+                     ("PodDisruptionBudget", "receiver"), ("Service", "receiver"),
+                     ("Service", "frontend"), ("Service", "face"), ("Service", "mysql")]:
+        assert expected in kinds, expected
+    assert len(rendered.of_kind("Job")) == 1  # the enrolment
+
+
+def test_every_object_is_in_the_namespace_variable(rendered):
+    for path, doc in rendered.docs:
+        if doc["kind"] == "Namespace":
+            assert doc["metadata"]["name"] == rendered.namespace
+        else:
+            assert doc["metadata"].get("namespace") == rendered.namespace, path
+
+
+def test_dns_names_use_the_namespace_variable(rendered):
+    """The original hard-coded `default` in its DNS names and broke in any other namespace."""
+    text = "\n".join(yaml.safe_dump(d) for _, d in rendered.docs)
+    names = re.findall(r"([a-z0-9-]+)\.svc\b", text)
+    assert names, "no service DNS names found"
+    assert set(names) == {rendered.namespace}, set(names)
+
+
+def test_selectors_match_their_pod_template_labels(rendered):
+    for name, template in pod_templates(rendered):
+        kind, obj_name = name.split("/")
+        doc = rendered.named(kind, obj_name)
+        selector = doc["spec"].get("selector", {}).get("matchLabels")
+        if kind in {"Deployment", "StatefulSet"}:
+            assert selector and matches(selector, template["metadata"]["labels"]), name
+
+
+def test_services_select_pods_that_have_their_target_ports(rendered):
+    for service in rendered.of_kind("Service"):
+        pods = pods_selected(rendered, service["spec"]["selector"])
+        assert pods, f"Service {service['metadata']['name']} selects no pod"
+        for pod in pods:
+            ports = {p.get("name"): p["containerPort"] for c in pod["spec"]["containers"]
+                     for p in c.get("ports", [])}
+            for port in service["spec"]["ports"]:
+                target = port.get("targetPort", port["port"])
+                assert target in ports or target in ports.values(), (
+                    service["metadata"]["name"], target)
+
+
+def test_pdbs_networkpolicies_and_autoscalers_point_at_real_workloads(rendered):
+    for pdb in rendered.of_kind("PodDisruptionBudget"):
+        assert pods_selected(rendered, pdb["spec"]["selector"]["matchLabels"])
+    for policy in rendered.of_kind("NetworkPolicy"):
+        assert pods_selected(rendered, policy["spec"]["podSelector"]["matchLabels"])
+        for rule in policy["spec"]["ingress"]:
+            for peer in rule["from"]:
+                assert pods_selected(rendered, peer["podSelector"]["matchLabels"]), policy
+    for hpa in rendered.of_kind("HorizontalPodAutoscaler"):
+        target = rendered.named(hpa["spec"]["scaleTargetRef"]["kind"],
+                                hpa["spec"]["scaleTargetRef"]["name"])
+        # A replicas field would be reset by every apply, fighting the autoscaler.
+        assert "replicas" not in target["spec"], hpa["metadata"]["name"]
+        for container in target["spec"]["template"]["spec"]["containers"]:
+            assert container["resources"]["requests"]["cpu"]
+
+
+def test_probe_ports_exist_on_the_container(rendered):
+    probed = 0
+    for name, template in pod_templates(rendered):
+        for container in containers(template):
+            ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+            for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
+                probe = container.get(kind)
+                if not probe:
+                    continue
+                action = probe.get("httpGet") or probe.get("tcpSocket") or probe.get("grpc")
+                assert action, (name, kind, "exec probes are not used")
+                port = action["port"]
+                assert port in ports or port in ports.values(), (name, container["name"], kind)
+                probed += 1
+    assert probed >= 10
+
+
+def test_every_secret_key_referenced_exists(rendered):
+    secrets = {s["metadata"]["name"]: set(s.get("stringData", {})) | set(s.get("data", {}))
+               for s in rendered.of_kind("Secret")}
+    refs = 0
+    for name, template in pod_templates(rendered):
+        for container in containers(template):
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["key"] in secrets.get(ref["name"], set()), (name, env["name"])
+                    refs += 1
+    assert refs >= 8
+
+
+def test_passwords_only_come_from_the_secret(rendered):
+    for name, template in pod_templates(rendered):
+        for container in containers(template):
+            for env in container.get("env", []):
+                if "PASSWORD" in env["name"]:
+                    assert "value" not in env and "secretKeyRef" in env["valueFrom"], (
+                        name, env["name"])
+            line = " ".join(container.get("command", []) + container.get("args", []))
+            assert "password" not in line.lower(), (name, container["name"])
+
+
+def test_the_rendered_secret_holds_no_generated_password(rendered):
+    (secret,) = rendered.of_kind("Secret")
+    for key, value in secret["stringData"].items():
+        assert value.endswith("placeholder-generated-at-deploy"), key
+
+
+def test_no_host_port_and_every_container_has_requests_and_limits(rendered):
+    for name, template in pod_templates(rendered):
+        assert not template["spec"].get("hostNetwork"), name
+        for container in containers(template):
+            for port in container.get("ports", []):
+                assert "hostPort" not in port, (name, container["name"])
+            resources = container.get("resources", {})
+            for part in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(part, {})), (
+                    name, container["name"], part)
+
+
+def test_pods_run_as_non_root_without_privilege(rendered):
+    for name, template in pod_templates(rendered):
+        pod_context = template["spec"]["securityContext"]
+        assert pod_context["runAsNonRoot"] is True, name
+        assert pod_context["runAsUser"] != 0, name
+        assert pod_context["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert template["spec"]["automountServiceAccountToken"] is False, name
+        for container in containers(template):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, (name, container["name"])
+            assert context["capabilities"]["drop"] == ["ALL"], (name, container["name"])
+            assert context["readOnlyRootFilesystem"] is True, (name, container["name"])
+            assert not context.get("privileged"), (name, container["name"])
+
+
+def test_app_containers_use_only_the_variables_kubeface_reads(rendered):
+    """A misspelt variable would be silently ignored and the default used instead."""
+    seen = 0
+    for name, template in pod_templates(rendered):
+        for container in containers(template):
+            if not container["image"].rsplit("/", 1)[-1].startswith(APP_IMAGES):
+                continue
+            names = {e["name"] for e in container.get("env", [])}
+            assert names <= CONFIG_NAMES, (name, container["name"], names - CONFIG_NAMES)
+            assert container["command"][0] == "kubeface"
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            if env.get("BIND_ADDRESS") is not None:
+                assert env["BIND_ADDRESS"] == "0.0.0.0"
+            seen += 1
+    assert seen >= 7
+
+
+def test_the_receiver_rolls_without_losing_capacity(rendered):
+    deployment = rendered.named("Deployment", "receiver")
+    assert deployment["spec"]["replicas"] >= 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1,
+                                                                "maxUnavailable": 0}
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
+    assert rendered.named("Service", "receiver")["spec"]["type"] == "NodePort"
+    assert rendered.named("Service", "frontend")["spec"]["type"] == "NodePort"
+
+
+def test_the_face_service_has_native_grpc_probes(rendered):
+    deployment = rendered.named("Deployment", "face")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["grpc"]["service"] == "facerecog.Identity"
+    assert container["livenessProbe"]["grpc"]["service"] == ""
+    assert container["startupProbe"]["grpc"]["port"] == SHARED["kube_face_face_port"]
+
+
+def test_nsqd_broadcasts_a_name_the_processors_can_resolve(rendered):
+    nsqd = rendered.named("StatefulSet", "nsqd")
+    (container,) = nsqd["spec"]["template"]["spec"]["containers"]
+    broadcast = next(a for a in container["args"] if a.startswith("--broadcast-address="))
+    governing = nsqd["spec"]["serviceName"]
+    assert rendered.named("Service", governing)["spec"]["clusterIP"] == "None"
+    assert broadcast == (f"--broadcast-address=$(POD_NAME).{governing}.{rendered.namespace}"
+                         ".svc.cluster.local")
+    assert {e["name"] for e in container["env"]} == {"POD_NAME"}
+    assert nsqd["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    lookupds = rendered.named("StatefulSet", "nsqlookupd")["spec"]["replicas"]
+    registered = [a for a in container["args"] if a.startswith("--lookupd-tcp-address=")]
+    assert registered == [
+        f"--lookupd-tcp-address=nsqlookupd-{i}.nsqlookupd.{rendered.namespace}"
+        f".svc.cluster.local:{SHARED['kube_face_nsqlookupd_tcp_port']}"
+        for i in range(lookupds)]
+
+
+def test_the_retry_job_is_a_batch_v1_cronjob(rendered):
+    (cronjob,) = rendered.of_kind("CronJob")
+    assert cronjob["apiVersion"] == "batch/v1"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+def test_mysql_and_the_face_service_are_reachable_only_from_their_clients(rendered):
+    policies = {p["metadata"]["name"]: p for p in rendered.of_kind("NetworkPolicy")}
+    if not policies:
+        pytest.skip("kube_face_network_policies is false in this variable set")
+    mysql_clients = pods_selected(
+        rendered, policies["mysql"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"])
+    names = {p["metadata"]["labels"]["app.kubernetes.io/name"] for p in mysql_clients}
+    assert names == {"receiver", "processor", "frontend", "retry", "enrol"}
+    face_clients = pods_selected(
+        rendered, policies["face"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"])
+    assert {p["metadata"]["labels"]["app.kubernetes.io/name"] for p in face_clients} == {
+        "processor"}
+
+
+def test_group_vars_set_only_inputs_the_roles_have():
+    """A misspelt name in group_vars/all/kubernetes.yml would be ignored without a word."""
+    inputs: set[str] = set()
+    for defaults in ROOT.glob("roles/k8s_*/defaults/main.yml"):
+        inputs |= set(yaml.safe_load(defaults.read_text()) or {})
+    # The project-wide kube_face_* settings that k8s_common's defaults read.
+    inputs |= set(re.findall(r"\b(kube_face_\w+)\s*\|\s*default\(",
+                             (ROOT / "roles/k8s_common/defaults/main.yml").read_text()))
+    settings = yaml.safe_load((ROOT / "group_vars" / "all" / "kubernetes.yml").read_text())
+    assert set(settings) - inputs == set()
