@@ -157,6 +157,8 @@ build_k8s_node() {
 IMAGES_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/images
 PAUSE_IMAGE=${KUBE_FACE_PAUSE_IMAGE:-kube-face.local/pause:3.10}
 HELLO_IMAGE=${KUBE_FACE_HELLO_IMAGE:-kube-face.local/hello:1.0}
+COREDNS_VERSION=${KUBE_FACE_COREDNS_VERSION:-v1.14.7}
+COREDNS_IMAGE=${KUBE_FACE_COREDNS_IMAGE:-kube-face.local/coredns:${COREDNS_VERSION#v}}
 # pack_image REF BINARY OUT.tar: one-layer image whose entrypoint is /BINARY's name.
 pack_image() {
   local ref=$1 binary=$2 out=$3 work; work=$(mktemp -d)
@@ -187,6 +189,29 @@ build_images() {
   printf '%s' "$key" > "$out/.stamp"
   rm -rf "$tmp"
   log "node images $PAUSE_IMAGE, $HELLO_IMAGE: built in $(( $(now) - t ))s"
+}
+
+# ------------------------------------------------------------------- CoreDNS
+# Stage 2 cluster DNS: CoreDNS with a trimmed plugin set (scripts/cluster/coredns/main.go),
+# packed as an image like pause/hello.
+build_coredns() {
+  local main="$IMAGES_SRC/../coredns/main.go"
+  local src_sum; src_sum=$(sha256sum "$main" | cut -c1-16)
+  local key="coredns=$COREDNS_VERSION src=$src_sum image=$COREDNS_IMAGE go=$GOVER" out="$ROOT/images"
+  if up_to_date coredns "$key" coredns && [ -f "$out/coredns.tar" ]; then log "coredns $COREDNS_VERSION: up to date"; return; fi
+  local t=$(now) dir="$SRC/coredns"
+  rm -rf "$dir"; mkdir -p "$dir" "$out"; cd "$dir"
+  printf 'module kube-face.local/build/coredns\n\ngo 1.25.0\n\nrequire github.com/coredns/coredns %s\n' "$COREDNS_VERSION" > go.mod
+  cp "$main" main.go
+  log "coredns $COREDNS_VERSION: resolving modules"
+  local pkgs; pkgs=$(sed -n 's/^[[:space:]]*\(_ \)\{0,1\}"\(github.com\/coredns\/coredns\/[^"]*\)"$/\2/p' main.go)
+  nice -n "$NICE" "$GO" get $(for p in $pkgs; do echo "$p@$COREDNS_VERSION"; done) >&2
+  local tmp="$ROOT/.tmp-coredns"; rm -rf "$tmp"; mkdir -p "$tmp"
+  log "coredns: compiling"
+  gobuild -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" -o "$tmp/coredns" .
+  pack_image "$COREDNS_IMAGE" "$tmp/coredns" "$out/coredns.tar"
+  install_bins coredns "$key" "$tmp" coredns
+  log "coredns $COREDNS_VERSION: built in $(( $(now) - t ))s"
 }
 
 # ---------------------------------------------------------------------- etcd
@@ -239,6 +264,6 @@ log "go $GOVER, cache $CACHE, GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE, -p $JOBS,
 build_etcd
 build_kwok
 build_k8s
-if [ "$NODE" = real ]; then build_images; build_k8s_node; fi
+if [ "$NODE" = real ]; then build_images; build_k8s_node; build_coredns; fi
 log "all binaries in $BIN (total $(( $(now) - T0 ))s)"
 echo "$BIN"

@@ -39,6 +39,11 @@ if [ -d "$NODE" ]; then
   if [ -f "$kc" ] && [ -x "$bin/kubectl" ]; then
     "$bin/kubectl" --kubeconfig "$kc" --request-timeout 5s \
       delete node "$NODE_NAME" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+    # What node-up.sh put into the cluster for the node: the API's EndpointSlice, CoreDNS.
+    "$bin/kubectl" --kubeconfig "$kc" --request-timeout 5s -n default \
+      delete endpointslice kubernetes-kube-face-node --ignore-not-found >/dev/null 2>&1 || true
+    "$bin/kubectl" --kubeconfig "$kc" --request-timeout 5s -n kube-system \
+      delete deployment/coredns service/kube-dns configmap/coredns serviceaccount/coredns --ignore-not-found >/dev/null 2>&1 || true
   fi
   stop kube-proxy
   stop kubelet

@@ -5,7 +5,8 @@
 #     on /healthz: the kubelet probes the pod IP inside the node namespace) rolls out;
 #  3. its NodePort answers on the host's 127.0.0.1 (relay -> kube-proxy -> pod), and
 #     both replicas are reached;
-#  4. pod -> Service ClusterIP -> pod inside the namespace (kubectl exec);
+#  4. pod -> Service ClusterIP -> pod inside the namespace (kubectl exec), pod -> the
+#     in-cluster API (Service kubernetes), and with CoreDNS the same by DNS name;
 #  5. kubectl logs and kubectl port-forward on 127.0.0.1 (API server -> kubelet relay);
 #  6. a pod whose readiness probe fails stays Running but not Ready.
 # Deletes its namespace at the end. Exit status 0 only when every check passed.
@@ -103,6 +104,21 @@ log "OK: NodePort 127.0.0.1:$NODE_PORT reached both pods:$seen"
 cip=$("${K[@]}" -n "$NS" get svc hello -o jsonpath='{.spec.clusterIP}')
 out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get "http://$cip/") || fail "pod -> ClusterIP $cip failed: $out"
 log "OK: pod -> Service ClusterIP $cip: $out"
+
+out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get https://10.96.0.1/readyz) \
+  || fail "pod -> Service kubernetes (10.96.0.1:443) failed: $out"
+log "OK: pod -> in-cluster API https://10.96.0.1/readyz: $out"
+
+if "${K[@]}" -n kube-system get service kube-dns >/dev/null 2>&1; then
+  out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get "http://hello.$NS.svc.cluster.local/") \
+    || fail "pod -> http://hello.$NS.svc.cluster.local (CoreDNS) failed: $out"
+  log "OK: CoreDNS: pod -> hello.$NS.svc.cluster.local: $out"
+  out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get https://kubernetes.default.svc/readyz) \
+    || fail "pod -> https://kubernetes.default.svc failed: $out"
+  log "OK: CoreDNS: pod -> https://kubernetes.default.svc/readyz: $out"
+else
+  log "SKIP: no Service kube-dns (node-up.sh with KUBE_FACE_NODE_DNS=0)"
+fi
 
 "${K[@]}" -n "$NS" logs deploy/hello | grep -q 'hello listening' || fail "kubectl logs did not show the server's start line"
 log "OK: kubectl logs"

@@ -7,6 +7,8 @@
 #   host 127.0.0.1:$API_PORT        <- node ns 127.0.0.1:$API_PORT   (kubelet, kube-proxy -> API)
 #   host 127.0.0.1:$KUBELET_PORT    -> node ns 127.0.0.1:$KUBELET_PORT (API -> kubelet: logs, exec, port-forward)
 #   host 127.0.0.1:P                -> node ns 127.0.0.1:P for each P in KUBE_FACE_NODE_PORTS (Service NodePorts)
+#   node ns $POD_GW:$API_PORT        -> host 127.0.0.1:$API_PORT (pods -> Service "kubernetes" 10.96.0.1:443,
+#                                     whose EndpointSlice node-up.sh writes: the API server reconciles none)
 # The relays cross namespaces through unix sockets in the state dir, not through any
 # interface. The node is named 127.0.0.1: a kubelet refuses a loopback --node-ip, but
 # an IP given as --hostname-override becomes the InternalIP unchecked, and the API
@@ -21,6 +23,7 @@
 #   KUBE_FACE_NODE_PORTS    NodePorts relayed to the host's 127.0.0.1 (default "30080 30800 30881")
 #   KUBE_FACE_POD_CIDR      pod subnet of the bridge inside the namespace (default 10.245.0.0/24)
 #   KUBE_FACE_NODE_IMAGES   extra image tars (docker-archive or OCI) to import into containerd
+#   KUBE_FACE_NODE_DNS      1 (default): CoreDNS in kube-system as Service kube-dns 10.96.0.10; 0: none
 #   KUBE_FACE_UP_TIMEOUT    seconds to wait for each step (default 300)
 set -euo pipefail
 
@@ -31,6 +34,11 @@ NETNS=${KUBE_FACE_NODE_NETNS:-kube-face-node}
 KUBELET_PORT=${KUBE_FACE_KUBELET_PORT:-20250}
 NODE_PORTS=${KUBE_FACE_NODE_PORTS:-30080 30800 30881}
 POD_CIDR=${KUBE_FACE_POD_CIDR:-10.245.0.0/24}
+POD_GW=${POD_CIDR%.*}.1              # the bridge's address: the pods' gateway
+POD_PREFIX=${POD_CIDR#*/}
+NODE_DNS=${KUBE_FACE_NODE_DNS:-1}
+DNS_IP=10.96.0.10                    # inside up.sh's service range 10.96.0.0/16
+COREDNS_IMAGE=${KUBE_FACE_COREDNS_IMAGE:-kube-face.local/coredns:1.14.7}
 TIMEOUT=${KUBE_FACE_UP_TIMEOUT:-300}
 PAUSE_IMAGE=${KUBE_FACE_PAUSE_IMAGE:-kube-face.local/pause:3.10}
 NODE_NAME=127.0.0.1
@@ -136,9 +144,14 @@ wait_for() {
 # ---------------------------------------------------------- network namespace
 ip netns add "$NETNS"
 in_ns ip link set lo up
+# The bridge exists before the first pod so that the pods' API relay can bind its address;
+# the CNI bridge plugin adopts it.
+in_ns ip link add "$BRIDGE" type bridge
+in_ns ip addr add "$POD_GW/$POD_PREFIX" dev "$BRIDGE"
+in_ns ip link set "$BRIDGE" up
 # Forwarding inside the namespace only (pod <-> service DNAT <-> pod).
 in_ns sysctl -qw net.ipv4.ip_forward=1
-log "network namespace $NETNS: only lo, plus the CNI bridge $BRIDGE ($POD_CIDR) once a pod starts"
+log "network namespace $NETNS: lo and the bridge $BRIDGE ($POD_GW/$POD_PREFIX), no route out"
 
 # -------------------------------------------------------------- kernel tunables
 # The kubelet sets vm.overcommit_memory=1, vm.panic_on_oom=0, kernel.panic=10 and
@@ -194,6 +207,7 @@ kubeconfig "$NODE/kube-proxy.kubeconfig" system:kube-proxy kube-proxy
 # API into the namespace; kubelet and NodePorts out of it. unix sockets in $RUN.
 start relay-api-host socat "UNIX-LISTEN:$RUN/api.sock,fork,unlink-early,mode=600" "TCP:$HOST:$API_PORT"
 start relay-api-ns nsenter --net="$NSPATH" socat "TCP-LISTEN:$API_PORT,bind=$HOST,fork,reuseaddr" "UNIX-CONNECT:$RUN/api.sock"
+start relay-api-pods nsenter --net="$NSPATH" socat "TCP-LISTEN:$API_PORT,bind=$POD_GW,fork,reuseaddr" "UNIX-CONNECT:$RUN/api.sock"
 start relay-kubelet-ns nsenter --net="$NSPATH" socat "UNIX-LISTEN:$RUN/kubelet.sock,fork,unlink-early,mode=600" "TCP:$HOST:$KUBELET_PORT"
 start relay-kubelet-host socat "TCP-LISTEN:$KUBELET_PORT,bind=$HOST,fork,reuseaddr" "UNIX-CONNECT:$RUN/kubelet.sock"
 for p in $NODE_PORTS; do
@@ -272,7 +286,9 @@ start containerd nsenter --net="$NSPATH" containerd --config "$NODE/containerd.t
 CTR=(ctr --address "$RUN/containerd.sock" -n k8s.io)
 wait_for "containerd" containerd "${CTR[@]}" version
 t=$(date +%s)
-for tar in "$IMAGES/pause.tar" "$IMAGES/hello.tar" ${KUBE_FACE_NODE_IMAGES:-}; do
+tars=("$IMAGES/pause.tar" "$IMAGES/hello.tar")
+[ "$NODE_DNS" = 1 ] && tars+=("$IMAGES/coredns.tar")
+for tar in "${tars[@]}" ${KUBE_FACE_NODE_IMAGES:-}; do
   "${CTR[@]}" images import "$tar" >&2
 done
 log "images imported in $(( $(date +%s) - t ))s: $("${CTR[@]}" images ls -q | grep -v '^sha256:' | tr '\n' ' ')"
@@ -316,6 +332,7 @@ oomScoreAdj: 0
 podLogsDir: $NODE/pod-logs
 resolvConf: $NODE/resolv.conf
 clusterDomain: cluster.local
+$([ "$NODE_DNS" = 1 ] && echo "clusterDNS: [$DNS_IP]")
 serializeImagePulls: false
 evictionHard: {memory.available: 100Mi, nodefs.available: 5%, imagefs.available: 5%}
 imageGCHighThresholdPercent: 98
@@ -348,6 +365,116 @@ EOF
 start kube-proxy nsenter --net="$NSPATH" "$BIN/kube-proxy" --config "$NODE/kube-proxy.yaml" --v 2
 proxy_ok() { in_ns curl --noproxy '*' -fsS --max-time 5 "http://$HOST:$PROXY_HEALTHZ_PORT/healthz"; }
 wait_for "kube-proxy /healthz" kube-proxy proxy_ok
+
+# ------------------------------------------- in-cluster API (Service kubernetes)
+# up.sh runs the API server with --endpoint-reconciler-type none (it advertises 127.0.0.1,
+# which Endpoints may not hold): point the Service at the pods' relay on the bridge.
+"${KUBECTL[@]}" apply -f - >&2 <<EOF
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kubernetes-kube-face-node
+  namespace: default
+  labels:
+    kubernetes.io/service-name: kubernetes
+    endpointslice.kubernetes.io/managed-by: kube-face-node-up
+addressType: IPv4
+endpoints: [{addresses: ["$POD_GW"], conditions: {ready: true}}]
+ports: [{name: https, port: $API_PORT, protocol: TCP}]
+EOF
+
+# --------------------------------------------------------------------- CoreDNS
+if [ "$NODE_DNS" = 1 ]; then
+  "${KUBECTL[@]}" apply -f - >&2 <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:coredns"}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
+subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
+---
+# No forward plugin: names outside the cluster get no answer instead of a query to
+# a resolver outside the namespace.
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  Corefile: |
+    .:53 {
+        errors
+        health {
+            lameduck 5s
+        }
+        ready
+        kubernetes cluster.local in-addr.arpa ip6.arpa {
+            pods insecure
+            fallthrough in-addr.arpa ip6.arpa
+            ttl 30
+        }
+        cache 30
+        loadbalance
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: coredns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      serviceAccountName: coredns
+      dnsPolicy: Default
+      priorityClassName: system-cluster-critical
+      nodeSelector: {kubernetes.io/hostname: "$NODE_NAME"}
+      containers:
+      - name: coredns
+        image: $COREDNS_IMAGE
+        imagePullPolicy: Never
+        args: [-conf, /etc/coredns/Corefile]
+        ports:
+        - {name: dns, containerPort: 53, protocol: UDP}
+        - {name: dns-tcp, containerPort: 53, protocol: TCP}
+        readinessProbe: {httpGet: {path: /ready, port: 8181}, periodSeconds: 2}
+        livenessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 10, failureThreshold: 5}
+        resources: {requests: {cpu: 50m, memory: 32Mi}, limits: {memory: 128Mi}}
+        volumeMounts: [{name: config, mountPath: /etc/coredns, readOnly: true}]
+      volumes: [{name: config, configMap: {name: coredns}}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns}
+spec:
+  clusterIP: $DNS_IP
+  selector: {k8s-app: kube-dns}
+  ports:
+  - {name: dns, port: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, protocol: TCP}
+EOF
+  dns_ready() { "${KUBECTL[@]}" -n kube-system rollout status deployment/coredns --timeout=5s; }
+  wait_for "CoreDNS Ready (Service kube-dns $DNS_IP)" kubelet dns_ready
+fi
 
 trap - ERR
 "${KUBECTL[@]}" get node "$NODE_NAME" -o wide >&2

@@ -1,0 +1,26 @@
+// Command coredns is CoreDNS (from the Go module proxy) with only the plugins the
+// stage-2 cluster DNS uses: the full plugin set pulls in every cloud SDK and would
+// triple the build on this 2-core machine. This is CoreDNS's documented way to pick
+// plugins (set dnsserver.Directives, in plugin.cfg order, and import the plugins).
+package main
+
+import (
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+
+	_ "github.com/coredns/coredns/plugin/bind"
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/loadbalance"
+	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/ready"
+)
+
+// Same relative order as upstream's plugin.cfg: it decides the order plugins run in.
+var directives = []string{"bind", "ready", "health", "errors", "log", "loadbalance", "cache", "kubernetes"}
+
+func init() { dnsserver.Directives = directives }
+
+func main() { coremain.Run() }
