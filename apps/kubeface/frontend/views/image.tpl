@@ -22,9 +22,10 @@
   <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {{pic.width}} {{pic.height}}" width="{{min(pic.width, 900)}}" role="img" aria-label="Image {{image.id}} with {{len(image.faces)}} face(s) marked">
     <image href="/images/{{image.id}}/picture" x="0" y="0" width="{{pic.width}}" height="{{pic.height}}"/>
 %   for f in image.faces:
+%     size = max(10, min(font, (f.right - f.left) // 3))  # small faces, small labels: less overlap
     <g class="face">
       <rect x="{{f.left}}" y="{{f.top}}" width="{{f.right - f.left}}" height="{{f.bottom - f.top}}" stroke-width="{{stroke}}"/>
-      <text x="{{f.left}}" y="{{f.top - stroke * 2 if f.top > font + stroke * 2 else f.bottom + font}}" font-size="{{font}}" stroke-width="{{stroke}}">{{f.person or 'unknown'}}</text>
+      <text x="{{f.left}}" y="{{f.top - stroke * 2 if f.top > size + stroke * 2 else f.bottom + size}}" font-size="{{size}}" stroke-width="{{max(1, stroke * size // font)}}">{{f.person or 'unknown'}}</text>
     </g>
 %   end
   </svg>
