@@ -216,3 +216,21 @@ def test_a_killed_processor_loses_nothing(processor_env, db, publisher, sample_i
         second.stop()
     assert "failed" not in final.values()
     check(db, ids, sample_images)
+
+
+def test_sigterm_finishes_what_is_in_flight_and_exits(processor_env, db, publisher,
+                                                      sample_images, image_dirs, tmp_path):
+    first = Processor(tmp_path / "p1", processor_env, name="processor1").start()
+    ids = stream(db, publisher, image_dirs[1], sample_images, rounds=2)
+    wait_settled(db, ids, 2)
+    assert first.stop(timeout=60) == 0
+    log = first.log.read_text()
+    assert "stopping: taking no new messages" in log and "processor stopped" in log
+    # Nothing is left claimed: what was in flight got its outcome, the rest waits in nsqd.
+    assert not db.query("SELECT id FROM images WHERE status = 'processing'")
+    second = Processor(tmp_path / "p2", processor_env, name="processor2").start()
+    try:
+        wait_final(db, ids, timeout=240)
+    finally:
+        second.stop()
+    check(db, ids, sample_images)
