@@ -2,7 +2,7 @@
 # Stop the real node that node-up.sh started and remove what it made: the Node object
 # (while the API is still up), kube-proxy, kubelet, every pod container, containerd,
 # the relays (by their pid files only), the mounts under the node dir, the cgroups
-# under /kube-face, the network namespace, and the node dir. Restores the kernel
+# under /$NETNS, the network namespace, and the node dir. Restores the kernel
 # tunables the kubelet changed. KUBE_FACE_KEEP_STATE=1 keeps the node dir (logs).
 set -euo pipefail
 
@@ -10,7 +10,7 @@ STATE=${KUBE_FACE_CLUSTER_DIR:-/tmp/kube-face-cluster}
 NODE="$STATE/node" RUN="$STATE/node/run"
 NETNS=${KUBE_FACE_NODE_NETNS:-$(cat "$NODE/netns" 2>/dev/null || echo kube-face-node)}
 NODE_NAME=127.0.0.1
-CGROUP_ROOT=kube-face
+CGROUP_ROOT=$NETNS
 log() { printf '[node-down %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 if [ -d "$NODE" ] && [ ! -f "$NODE/.kube-face-node" ] && [ -n "$(ls -A "$NODE")" ]; then
@@ -68,7 +68,7 @@ if [ -d "$NODE" ]; then
   awk -v p="$NODE/" 'index($2, p) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || log "could not unmount $m"
   done
-  # Empty cgroups below /kube-face, deepest first (processes are gone by now).
+  # Empty cgroups below /$NETNS, deepest first (processes are gone by now).
   for h in /sys/fs/cgroup/*/; do
     [ -d "$h$CGROUP_ROOT" ] || continue
     find "$h$CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null || log "could not remove all of $h$CGROUP_ROOT"

@@ -45,7 +45,7 @@ NODE_NAME=127.0.0.1
 HOST=127.0.0.1
 # Ports that exist only inside the node namespace (no clash with the host's).
 KUBELET_HEALTHZ_PORT=10248 PROXY_HEALTHZ_PORT=10256 PROXY_METRICS_PORT=10249
-CGROUP_ROOT=/kube-face
+CGROUP_ROOT=/$NETNS                 # one cgroup root per node (two state dirs, two nodes)
 BRIDGE=kfbr0
 
 PKI="$STATE/pki" NODE="$STATE/node"
