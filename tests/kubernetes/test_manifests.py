@@ -3,6 +3,7 @@ schema cannot see."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -13,7 +14,7 @@ import yaml
 from kubeface.core.config import VARIABLES
 from tests.support.procs import ROOT
 
-from .conftest import SHARED, Rendered
+from .conftest import SHARED, Rendered, ansible_playbook
 
 K8S_VERSION = "1.34.0"
 WORKLOADS = {"Deployment", "StatefulSet", "Job", "CronJob"}
@@ -286,3 +287,18 @@ def test_group_vars_set_only_inputs_the_roles_have():
                              (ROOT / "roles/k8s_common/defaults/main.yml").read_text()))
     settings = yaml.safe_load((ROOT / "group_vars" / "all" / "kubernetes.yml").read_text())
     assert set(settings) - inputs == set()
+
+
+def test_a_bad_input_is_refused_by_the_roles_argument_specs(tmp_path):
+    (tmp_path / "play.yml").write_text(
+        "- name: Bad input\n  hosts: localhost\n  gather_facts: false\n"
+        "  roles: [k8s_receiver]\n")
+    variables = {**SHARED, "k8s_receiver_replicas": "two", "kube_face_render_only": True,
+                 "kube_face_manifest_dir": str(tmp_path / "out")}
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    result = ansible_playbook("play.yml", "-i", "localhost,", "-c", "local", "-e", "@vars.json",
+                              cwd=tmp_path)
+    assert result.returncode != 0
+    assert "k8s_receiver_replicas' is of type str and we were unable to convert to int" in (
+        result.stdout)
+    assert not (tmp_path / "out").exists()
