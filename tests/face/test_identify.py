@@ -137,6 +137,7 @@ def test_bad_paths_and_bad_files_get_the_right_codes(shared_service, shared_fold
     (unknown / "bomb.png").write_bytes(png_claiming(50_000, 50_000))
     (unknown / "big.png").write_bytes(png_claiming(8_000, 6_000))  # 48 MP > 40 MP allowed
     (unknown / "folder.jpg").mkdir()
+    os.mkfifo(unknown / "fifo.jpg")  # opening it would block a worker for ever
     os.symlink(known / "barack_obama.jpg", unknown / "link_out.jpg")
     os.symlink(unknown / "obama2.jpg", unknown / "link_in.jpg")
 
@@ -154,6 +155,7 @@ def test_bad_paths_and_bad_files_get_the_right_codes(shared_service, shared_fold
         "bomb.png": (grpc.StatusCode.INVALID_ARGUMENT, "pixels"),
         "big.png": (grpc.StatusCode.INVALID_ARGUMENT, "FACE_MAX_PIXELS"),
         "folder.jpg": (grpc.StatusCode.INVALID_ARGUMENT, "directory"),
+        "fifo.jpg": (grpc.StatusCode.INVALID_ARGUMENT, "not a regular file"),
     }
     wrong = {}
     for path, (code, words) in cases.items():

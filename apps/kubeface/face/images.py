@@ -7,6 +7,7 @@ header and checked before any pixel is decoded (a decompression bomb is refused 
 
 from __future__ import annotations
 
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,10 @@ def load(path: Path, max_side: int, max_pixels: int) -> Loaded:
     """The image at ``path``, upright (EXIF), longest side at most ``max_side`` (0: as is)."""
     name = path.name
     try:
+        # Only regular files: opening a FIFO or a device would block or never end.
+        if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise ImageError(INVALID, f"{name!r} is {kind}, not an image")
         im = Image.open(path)
     except FileNotFoundError:
         raise ImageError(NOT_FOUND, f"image {name!r} does not exist") from None

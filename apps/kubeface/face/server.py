@@ -96,28 +96,45 @@ class Recogniser:
         """Start every worker and load its models now, not on the first request."""
         list(self._pool.map(engine.warm, range(self.workers)))
 
+    def _replace_pool(self, broken: futures.ProcessPoolExecutor, what: str) -> None:
+        with self._pool_lock:
+            if self._pool is broken:  # the first to notice replaces it
+                log.error("a recognition worker died (%s): starting a new pool", what)
+                self._pool = self._new_pool()
+
     def _run(self, path: Path) -> Analysis:
         pool = self._pool
         try:
             return pool.submit(engine.analyse, os.fspath(path)).result()
         except BrokenProcessPool:
-            with self._pool_lock:
-                if self._pool is pool:  # the first to notice replaces it
-                    log.error("a recognition worker died (on %s or a call beside it): "
-                              "starting a new pool", path.name)
-                    self._pool = self._new_pool()
+            self._replace_pool(pool, f"on {path.name} or a call beside it")
             raise Refused(grpc.StatusCode.INTERNAL,
                           "a recognition worker crashed while this image was being processed; "
                           "try again") from None
 
     def _run_many(self, files: Sequence[Path]) -> list[Analysis | BaseException]:
-        pending = [self._pool.submit(engine.analyse, os.fspath(p)) for p in files]
+        """Analyse files in parallel; each result is an Analysis or its exception. A pool broken
+        by a crashing worker is replaced and the batch tried once more."""
         results: list[Analysis | BaseException] = []
-        for future in pending:
+        for attempt in (1, 2):
+            pool = self._pool
             try:
-                results.append(future.result())
-            except BaseException as exc:  # one bad known image must not stop the others
-                results.append(exc)
+                pending = [pool.submit(engine.analyse, os.fspath(p)) for p in files]
+            except BrokenProcessPool:
+                pending = []
+            results = []
+            for future in pending:
+                try:
+                    results.append(future.result())
+                except BaseException as exc:  # one bad known image must not stop the others
+                    results.append(exc)
+            broken = len(pending) < len(files) or any(
+                isinstance(r, BrokenProcessPool) for r in results)
+            if not broken:
+                return results
+            self._replace_pool(pool, f"while encoding known images, attempt {attempt}")
+        if len(results) != len(files):
+            return [BrokenProcessPool("recognition workers keep dying")] * len(files)
         return results
 
     def reload(self) -> known.KnownSet:
