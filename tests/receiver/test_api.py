@@ -207,8 +207,8 @@ def test_get_one_image_with_its_person_faces_and_error(receiver, db):
 
 
 def test_list_images_newest_first_by_status_with_limit_and_offset(receiver, db):
-    ids = [i["id"] for i in receiver.post_json("/images/post", {"paths": [
-        {"path": f"{n}.jpg"} for n in range(7)]}).json()["images"]]
+    ids = [receiver.post_json("/image/post", {"path": f"{n}.jpg"}).json()["id"]
+           for n in range(7)]
     db.execute("UPDATE images SET status = 'no_face' WHERE id IN :ids", ids=tuple(ids[:3]))
     listed = receiver.get_json("/images?limit=4")
     assert [i["id"] for i in listed["images"]] == ids[::-1][:4]
