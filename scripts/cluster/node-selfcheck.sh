@@ -8,7 +8,9 @@
 #  4. pod -> Service ClusterIP -> pod inside the namespace (kubectl exec), pod -> the
 #     in-cluster API (Service kubernetes), and with CoreDNS the same by DNS name;
 #  5. kubectl logs and kubectl port-forward on 127.0.0.1 (API server -> kubelet relay);
-#  6. a pod whose readiness probe fails stays Running but not Ready.
+#  6. a pod whose readiness probe fails stays Running but not Ready;
+#  7. a rolling update of hello (maxUnavailable 0, preStop sleep) while a client sends
+#     requests through the NodePort without pause: every request must succeed.
 # Deletes its namespace at the end. Exit status 0 only when every check passed.
 set -euo pipefail
 
@@ -49,6 +51,9 @@ kind: Deployment
 metadata: {name: hello}
 spec:
   replicas: 2
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
   selector: {matchLabels: {app: hello}}
   template:
     metadata: {labels: {app: hello}}
@@ -60,7 +65,9 @@ spec:
         imagePullPolicy: Never
         env: [{name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
         ports: [{containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 2}
+        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
+        # Keep serving while kube-proxy drops the endpoint (the image has no shell: sleep action).
+        lifecycle: {preStop: {sleep: {seconds: 3}}}
         resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {memory: 64Mi}}
 ---
 apiVersion: v1
@@ -102,18 +109,18 @@ done
 log "OK: NodePort 127.0.0.1:$NODE_PORT reached both pods:$seen"
 
 cip=$("${K[@]}" -n "$NS" get svc hello -o jsonpath='{.spec.clusterIP}')
-out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get "http://$cip/") || fail "pod -> ClusterIP $cip failed: $out"
+out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get "http://$cip/" 2>&1) || fail "pod -> ClusterIP $cip failed: $out"
 log "OK: pod -> Service ClusterIP $cip: $out"
 
-out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get https://10.96.0.1/readyz) \
+out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get https://10.96.0.1/readyz 2>&1) \
   || fail "pod -> Service kubernetes (10.96.0.1:443) failed: $out"
 log "OK: pod -> in-cluster API https://10.96.0.1/readyz: $out"
 
 if "${K[@]}" -n kube-system get service kube-dns >/dev/null 2>&1; then
-  out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get "http://hello.$NS.svc.cluster.local/") \
+  out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get "http://hello.$NS.svc.cluster.local/" 2>&1) \
     || fail "pod -> http://hello.$NS.svc.cluster.local (CoreDNS) failed: $out"
   log "OK: CoreDNS: pod -> hello.$NS.svc.cluster.local: $out"
-  out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get https://kubernetes.default.svc/readyz) \
+  out=$("${K[@]}" -n "$NS" exec deploy/hello -- /hello get https://kubernetes.default.svc/readyz 2>&1) \
     || fail "pod -> https://kubernetes.default.svc failed: $out"
   log "OK: CoreDNS: pod -> https://kubernetes.default.svc/readyz: $out"
 else
@@ -141,4 +148,28 @@ for _ in $(seq 1 30); do
 done
 [ -n "$msg" ] || fail "no Unhealthy event from the kubelet for pod unready"
 log "OK: pod with a failing readiness probe is Running and not Ready: $msg"
+
+# Rolling update under load through the NodePort relay.
+load() {
+  local ok=0 bad=0
+  while [ ! -f "$1.stop" ]; do
+    if lget "http://127.0.0.1:$NODE_PORT/" >/dev/null 2>>"$1.err"; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+  done
+  echo "$ok $bad" > "$1"
+}
+lf=$(mktemp); rm -f "$lf"
+load "$lf" &
+LOAD_PID=$!
+sleep 2
+t0=$(date +%s)
+"${K[@]}" -n "$NS" set env deployment/hello ROLLED=1 >/dev/null
+"${K[@]}" -n "$NS" rollout status deployment/hello --timeout=120s >/dev/null
+sleep 2
+touch "$lf.stop"; wait "$LOAD_PID"
+read -r ok bad < "$lf"
+log "rolling update took $(( $(date +%s) - t0 ))s; requests during it: $ok ok, $bad failed"
+[ "$bad" = 0 ] || { head -5 "$lf.err"; rm -f "$lf" "$lf.stop" "$lf.err"; fail "$bad requests failed during the rolling update"; }
+[ "$ok" -gt 20 ] || fail "only $ok requests during the rolling update: the load loop did not run"
+rm -f "$lf" "$lf.stop" "$lf.err"
+log "OK: rolling update with zero failed requests through NodePort $NODE_PORT"
 log "all checks passed"

@@ -409,6 +409,8 @@ subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
 ---
 # No forward plugin: names outside the cluster get no answer instead of a query to
 # a resolver outside the namespace.
+# ttl/cache 5 s, not 30: tests delete and recreate same-named Services within seconds,
+# and a cached address of a deleted Service leads nowhere.
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: coredns, namespace: kube-system}
@@ -423,9 +425,9 @@ data:
         kubernetes cluster.local in-addr.arpa ip6.arpa {
             pods insecure
             fallthrough in-addr.arpa ip6.arpa
-            ttl 30
+            ttl 5
         }
-        cache 30
+        cache 5
         loadbalance
     }
 ---
