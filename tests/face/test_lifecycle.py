@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from facerecog import face_pb2
+from facerecog import face_pb2, face_pb2_grpc
 from tests.face.conftest import copy_samples, face_env
 from tests.support.procs import wait_for
 
@@ -166,3 +166,25 @@ def test_a_crashed_worker_fails_one_call_and_the_service_recovers(photos, tmp_pa
     # The next call gets a fresh worker, and the service never stopped serving.
     assert service.identify("obama2.jpg").person == "Barack Obama"
     assert service.health() == "SERVING"
+
+
+def test_calls_whose_caller_gave_up_are_not_computed(photos, tmp_path, start_service):
+    known, unknown, _ = copy_samples(photos, tmp_path)
+    service = start_service(face_env(known, unknown, tmp_path / "cache", FACE_WORKERS="1"))
+    with grpc.insecure_channel(service.address) as channel:
+        stub = face_pb2_grpc.IdentityStub(channel)
+        busy = stub.Identify.future(face_pb2.IdentifyRequest(image_path="group_with_obama.jpg"),
+                                    timeout=120)
+        time.sleep(0.1)
+        # The one worker is busy for a second or more; these callers wait 0.3 s only.
+        impatient = [stub.Identify.future(face_pb2.IdentifyRequest(image_path="obama2.jpg"),
+                                          timeout=0.3) for _ in range(4)]
+        for call in impatient:
+            with pytest.raises(grpc.RpcError) as caught:
+                call.result()
+            assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert busy.result().person == "Barack Obama"
+    # The executor hands one call beyond the busy worker to it at once; the rest are dropped.
+    wait_for(lambda: "CANCELLED the call ended before a worker was free"
+             in service.log.read_text(), "a queued call dropped", 30)
+    assert service.identify("obama2.jpg").person == "Barack Obama"

@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -102,10 +102,20 @@ class Recogniser:
                 log.error("a recognition worker died (%s): starting a new pool", what)
                 self._pool = self._new_pool()
 
-    def _run(self, path: Path) -> Analysis:
+    def _run(self, path: Path, is_active: Callable[[], bool] | None = None) -> Analysis:
         pool = self._pool
         try:
-            return pool.submit(engine.analyse, os.fspath(path)).result()
+            future = pool.submit(engine.analyse, os.fspath(path))
+            while is_active is not None:
+                try:
+                    return future.result(timeout=0.5)
+                except futures.TimeoutError:
+                    # The caller gave up (deadline, cancel): drop the work if no worker has
+                    # started it, so an overloaded service does not compute unread answers.
+                    if not is_active() and future.cancel():
+                        raise Refused(grpc.StatusCode.CANCELLED,
+                                      "the call ended before a worker was free") from None
+            return future.result()
         except BrokenProcessPool:
             self._replace_pool(pool, f"on {path.name} or a call beside it")
             raise Refused(grpc.StatusCode.INTERNAL,
@@ -150,7 +160,9 @@ class Recogniser:
             callback(new)
         return new
 
-    def identify(self, image_path: str) -> face_pb2.IdentifyResponse:
+    def identify(self, image_path: str,
+                 is_active: Callable[[], bool] | None = None) -> face_pb2.IdentifyResponse:
+        """The answer for one image; ``is_active`` says whether the caller still waits."""
         current = self.known  # one snapshot for the whole call, whatever a reload does
         if current is None:
             raise Refused(grpc.StatusCode.UNAVAILABLE,
@@ -160,7 +172,7 @@ class Recogniser:
         except paths.PathError as exc:
             raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         try:
-            analysis = self._run(real)
+            analysis = self._run(real, is_active)
         except ImageError as exc:
             code = (grpc.StatusCode.NOT_FOUND if exc.code == NOT_FOUND
                     else grpc.StatusCode.INVALID_ARGUMENT)
@@ -207,7 +219,7 @@ class IdentityServicer(face_pb2_grpc.IdentityServicer):
     def Identify(self, request, context):
         started = time.monotonic()
         try:
-            response = self.recogniser.identify(request.image_path)
+            response = self.recogniser.identify(request.image_path, context.is_active)
         except Refused as exc:
             log.info("identify %r: %s %s", request.image_path, exc.code.name, exc.message)
             context.abort(exc.code, exc.message)
