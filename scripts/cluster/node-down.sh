@@ -79,8 +79,8 @@ if [ -d "$NODE" ]; then
   [ -f "$NODE/made-var-log-containers" ] && rmdir /var/log/containers 2>/dev/null || true
   if [ -f "$NODE/sysctl.saved" ]; then
     mapfile -t v < "$NODE/sysctl.saved"
-    sysctl -qw "vm.overcommit_memory=${v[0]}" "vm.panic_on_oom=${v[1]}" "kernel.panic=${v[2]}" "kernel.panic_on_oops=${v[3]}" || true
-    log "restored vm.overcommit_memory=${v[0]} vm.panic_on_oom=${v[1]} kernel.panic=${v[2]} kernel.panic_on_oops=${v[3]}"
+    sysctl -qw "${v[@]}" || true
+    log "restored ${v[*]}"
   fi
 fi
 if [ -e "/var/run/netns/$NETNS" ]; then

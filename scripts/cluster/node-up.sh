@@ -45,6 +45,7 @@ NODE_NAME=127.0.0.1
 HOST=127.0.0.1
 # Ports that exist only inside the node namespace (no clash with the host's).
 KUBELET_HEALTHZ_PORT=10248 PROXY_HEALTHZ_PORT=10256 PROXY_METRICS_PORT=10249
+TUNABLES="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
 CGROUP_ROOT=/$NETNS                 # one cgroup root per node (two state dirs, two nodes)
 BRIDGE=kfbr0
 
@@ -154,10 +155,10 @@ in_ns sysctl -qw net.ipv4.ip_forward=1
 log "network namespace $NETNS: lo and the bridge $BRIDGE ($POD_GW/$POD_PREFIX), no route out"
 
 # -------------------------------------------------------------- kernel tunables
-# The kubelet sets vm.overcommit_memory=1, vm.panic_on_oom=0, kernel.panic=10 and
-# kernel.panic_on_oops=1 machine-wide (there is no way to skip it short of failing on
-# a mismatch); remember the values so node-down.sh restores them.
-sysctl -n vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops > "$NODE/sysctl.saved"
+# The kubelet sets vm.overcommit_memory=1, vm.panic_on_oom=0, kernel.panic=10,
+# kernel.panic_on_oops=1 and kernel.keys.root_max{keys,bytes} machine-wide (no way to skip
+# it short of failing on a mismatch); remember the values so node-down.sh restores them.
+for k in $TUNABLES; do echo "$k=$(sysctl -n "$k")"; done > "$NODE/sysctl.saved"
 
 # ---------------------------------------------------------------- certificates
 log "node certificates (signed by the stage-1 CA)"
