@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Build the Kubernetes control plane (kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl), etcd and kwok/kwokctl from the Go module proxy into a
-# cache that later runs reuse. Idempotent: a component whose binaries exist and
-# whose build stamp matches is skipped, so a warm run takes seconds.
+# cache that later runs reuse; with KUBE_FACE_CLUSTER_NODE=real also the node parts.
+# Idempotent: a component whose binaries exist and whose build stamp matches is
+# skipped, so a warm run takes well under a second.
 #
 # Environment (all optional):
 #   KUBE_FACE_CACHE        cache root (default ~/.cache/kube-face)
 #   KUBE_FACE_K8S_VERSION  k8s.io/kubernetes version (default v1.34.12)
 #   KUBE_FACE_ETCD_VERSION go.etcd.io/etcd/server/v3 version (default v3.6.16)
 #   KUBE_FACE_KWOK_VERSION sigs.k8s.io/kwok version (default v0.8.0)
+#   KUBE_FACE_CLUSTER_NODE real (or the argument --node): also build stage 2's node parts:
+#                          kubelet, kube-proxy, CoreDNS and the pause/hello/coredns images
+#   KUBE_FACE_COREDNS_VERSION github.com/coredns/coredns version (default v1.14.7)
 #   KUBE_FACE_BUILD_JOBS   go build -p (default 1: this is a shared 2-core box)
 #   KUBE_FACE_NICE         nice level for the compiler (default 19)
 #   GOMODCACHE / GOCACHE   default to $KUBE_FACE_CACHE/go/{mod,build}
