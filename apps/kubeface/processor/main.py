@@ -33,6 +33,10 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         log.warning("PROCESSOR_LEASE_SECONDS (%d) should exceed GRPC_TIMEOUT_SECONDS (%.0f): a "
                     "slow call could outlive its claim", settings.processor_lease_seconds,
                     settings.grpc_timeout_seconds)
+    if settings.processor_max_in_flight > 2 * settings.db_pool_size:
+        log.warning("PROCESSOR_MAX_IN_FLIGHT (%d) exceeds the database pool (DB_POOL_SIZE %d, "
+                    "twice that with overflow): workers will wait for connections",
+                    settings.processor_max_in_flight, settings.db_pool_size)
     db = Database(settings)
     face = FaceClient(settings.grpc_address, settings.grpc_timeout_seconds)
     try:
