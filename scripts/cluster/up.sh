@@ -236,7 +236,10 @@ start kube-scheduler "$BIN/kube-scheduler" \
 {
   for f in node-initialize node-heartbeat-with-lease pod-complete pod-delete \
            pv-bind pv-delete pvc-provision pvc-delete; do
-    sed "s/'kwok-volume'/'$STORAGE_CLASS'/" "$SHARE/$f.yaml"; echo "---"
+    # Volumes of the fake provisioner are hostPath dirs: a real kubelet (stage 2) really
+    # uses them, so they live in the state dir (down.sh removes them), not in /tmp.
+    sed -e "s/'kwok-volume'/'$STORAGE_CLASS'/" -e "s#/tmp/kwok-local-path-provisioner/#$STATE/volumes/#" "$SHARE/$f.yaml"
+    echo "---"
   done
   awk '
     { print }
