@@ -56,8 +56,17 @@ class WebService:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> WebService:
-        self.process.start()
-        self.process.wait_port(self.port)
+        for attempt in range(3):
+            self.process.start()
+            try:
+                self.process.wait_port(self.port)
+                break
+            except RuntimeError:
+                # Another process on this shared machine took the free port first: a new one.
+                if attempt == 2 or "Address already in use" not in self.process.log.read_text():
+                    raise
+                self.port = free_port()
+                self.env[self.PORT_VARIABLE[self.command]] = str(self.port)
         wait_for(lambda: self.call("GET", "/healthz").status == 200, f"{self.command} healthz",
                  30, self.process.proc, self.process.log)
         return self
