@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -20,6 +21,7 @@ class FaceService:
 
     def __init__(self, base: Path, env: dict[str, str], port: int | None = None) -> None:
         self.base = base
+        self._port_was_picked = port is None
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = {
@@ -61,10 +63,32 @@ class FaceService:
 
     def start(self, wait: bool = True, timeout: float = 120.0) -> FaceService:
         self.base.mkdir(parents=True, exist_ok=True)
-        self.process.start()
+        for _ in range(3):
+            self.process.start()
+            if not self._lost_port():
+                break
+            # Another process took the free port between our pick and the bind: pick again.
+            self._move_to(free_port())
         if wait:
             self.wait_serving(timeout)
         return self
+
+    def _lost_port(self) -> bool:
+        if not self._port_was_picked:
+            return False
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace") if self.log.exists() else ""
+            if "face service listening on" in text.split("cannot listen")[-1]:
+                return False
+            if self.process.proc is not None and self.process.proc.poll() is not None:
+                return "cannot listen on" in text
+            time.sleep(0.05)
+        return False
+
+    def _move_to(self, port: int) -> None:
+        self.port, self.address = port, f"127.0.0.1:{port}"
+        self.env["GRPC_PORT"] = str(port)
 
     def wait_serving(self, timeout: float = 120.0) -> None:
         wait_for(lambda: self.health() == "SERVING" and self.health(SERVICE_NAME) == "SERVING",
