@@ -19,12 +19,16 @@ from typing import Any
 import records
 import sqlalchemy.exc
 
-from kubeface.core.db import Database, execute
+from kubeface.core.db import UNAVAILABLE, Database, execute
 from kubeface.core.statuses import Status
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 1000
+
+# What an HTTP service answers 503 to: the database unreachable, or every pooled connection
+# busy for longer than the pool's timeout (SQLAlchemy's TimeoutError is not an OperationalError).
+DATABASE_AWAY = (*UNAVAILABLE, sqlalchemy.exc.TimeoutError)
 
 
 @dataclass(frozen=True)

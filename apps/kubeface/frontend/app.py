@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 
 from kubeface.core import image_queries, web
 from kubeface.core.config import Settings
-from kubeface.core.db import UNAVAILABLE, Database
+from kubeface.core.db import Database
 from kubeface.core.paths import PathError, real_file
 from kubeface.core.statuses import Status
 
@@ -102,7 +102,7 @@ class Frontend:
         def handle(**kwargs: Any) -> Any:
             try:
                 return func(**kwargs)
-            except UNAVAILABLE as exc:
+            except image_queries.DATABASE_AWAY as exc:
                 log.warning("database unavailable: %s", getattr(exc, "orig", exc))
                 response = self.render("unavailable", 503, refresh=RETRY_AFTER_SECONDS)
                 response.set_header("Retry-After", str(RETRY_AFTER_SECONDS))

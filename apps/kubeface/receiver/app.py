@@ -17,7 +17,7 @@ import bottle
 
 from kubeface.core import image_queries, web
 from kubeface.core.config import Settings
-from kubeface.core.db import UNAVAILABLE, Database
+from kubeface.core.db import Database
 from kubeface.core.paths import PathError, canonical
 from kubeface.core.queue import Publisher, PublishError
 from kubeface.core.statuses import Status
@@ -156,7 +156,7 @@ class Receiver:
                 return func(**kwargs)
             except ApiError as exc:
                 return _error_response(exc)
-            except UNAVAILABLE as exc:
+            except image_queries.DATABASE_AWAY as exc:
                 log.warning("database unavailable: %s", getattr(exc, "orig", exc))
                 return _error_response(ApiError(
                     503, "the database is unreachable: nothing was stored, try again later"))
@@ -254,7 +254,7 @@ class Receiver:
         checks = {"database": "ok", "nsqd": "ok"}
         try:
             self.db.ping()
-        except UNAVAILABLE as exc:
+        except image_queries.DATABASE_AWAY as exc:
             checks["database"] = f"unreachable ({type(exc).__name__})"
         try:
             self.publisher.ping()
