@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import bottle
+import sqlalchemy.exc
 
 from kubeface.core import image_queries, web
 from kubeface.core.config import Settings
@@ -158,8 +159,10 @@ class Receiver:
                 return _error_response(exc)
             except image_queries.DATABASE_AWAY as exc:
                 log.warning("database unavailable: %s", getattr(exc, "orig", exc))
+                what = ("busy (every connection in use)"
+                        if isinstance(exc, sqlalchemy.exc.TimeoutError) else "unreachable")
                 return _error_response(ApiError(
-                    503, "the database is unreachable: nothing was stored, try again later"))
+                    503, f"the database is {what}: nothing was stored, try again later"))
         return handle
 
     def _bottle_error(self, error: bottle.HTTPError) -> str:
