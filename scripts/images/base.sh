@@ -20,7 +20,13 @@ docker_cli=$( [ -x /usr/bin/docker ] && echo /usr/bin/docker || command -v docke
 docker() { "$docker_cli" "$@"; }
 refresh=false; [ "${1:-}" = "--refresh" ] && refresh=true
 step() { printf '==> %s\n' "$*"; }
-have() { ! $refresh && docker image inspect "$1" >/dev/null 2>&1; }
+# An image is kept while its label says it was made by this recipe (this script's contents,
+# plus for the Python image the Debian image and Python it was made from).
+have() {
+  ! $refresh && [ "$(docker image inspect -f '{{ index .Config.Labels "kube-face.recipe" }}' "$1" \
+    2>/dev/null)" = "$2" ]
+}
+recipe=$(sha256sum "$0" | cut -c1-16)
 
 # Libraries the Python build links against (ldd of libpython and lib-dynload), plus what a
 # service needs at run time: CA certificates, /etc/services, time zones.
@@ -35,8 +41,8 @@ mirror() {
   echo "${m:-http://deb.debian.org/debian}"
 }
 
-if ! have "$debian_image"; then
-  tarball=$work/debian-$suite.tar
+if ! have "$debian_image" "$recipe"; then
+  tarball=$work/debian-$suite-$recipe.tar
   if $refresh || [ ! -s "$tarball" ]; then
     command -v debootstrap >/dev/null || {
       echo "base.sh: debootstrap not found (apt-get install debootstrap)" >&2; exit 1; }
@@ -48,21 +54,28 @@ if ! have "$debian_image"; then
       >"$work/debootstrap.log" 2>&1 || { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
     printf 'deb %s %s main\ndeb %s %s-updates main\ndeb %s-security %s-security main\n' \
       "$m" "$suite" "$m" "$suite" "${m%/debian}/debian" "$suite" >"$rootfs/etc/apt/sources.list"
-    # What debian:*-slim leaves out too: downloaded packages, package lists, docs, logs.
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
-      "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/var/log/*.log
+    # What debian:*-slim leaves out too: downloaded packages, package lists, docs, translations,
+    # logs; and the same for packages installed later (the MariaDB stand-in's).
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin \
+      "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* \
+      "$rootfs"/usr/share/info/* "$rootfs"/usr/share/locale/* "$rootfs"/var/log/*.log
+    printf 'path-exclude %s\n' '/usr/share/doc/*' '/usr/share/man/*' '/usr/share/info/*' \
+      '/usr/share/locale/*' >"$rootfs/etc/dpkg/dpkg.cfg.d/kube-face-slim"
+    rm -f "$work"/debian-"$suite"*.tar
     tar --numeric-owner -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$rootfs"
   fi
   step "docker import $debian_image"
   docker import --change 'CMD ["bash"]' --change 'ENV LANG=C.UTF-8' \
-    "$tarball" "$debian_image" >/dev/null
+    --change "LABEL kube-face.recipe=$recipe" "$tarball" "$debian_image" >/dev/null
 fi
 
-if ! have "$python_image"; then
-  # The Python 3.12 that scripts/setup.sh built .venv from (or the one named by PYTHON).
-  python=${PYTHON:-$root/.venv/bin/python}
-  prefix=$("$python" -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.base_prefix)')
+# The Python 3.12 that scripts/setup.sh built .venv from (or the one named by PYTHON).
+python=${PYTHON:-$root/.venv/bin/python}
+prefix=$("$python" -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.base_prefix)')
+py_recipe=$(printf '%s %s %s' "$recipe" "$(docker image inspect -f '{{.Id}}' "$debian_image")" \
+  "$("$python" -c 'import sys; print(sys.version)')" | sha256sum | cut -c1-16)
+if ! have "$python_image" "$py_recipe"; then
   ctx=$work/python-3.12.context
   step "python: $prefix -> /usr/local in $python_image"
   mkdir -p "$ctx/usr/local"
@@ -84,6 +97,7 @@ RUN ldconfig && python3.12 -m compileall -q /usr/local/lib/python3.12 >/dev/null
     && python3 -c 'import ssl, sqlite3, ctypes, zlib, lzma, bz2, uuid, venv' \\
     && python3 --version
 ENV LANG=C.UTF-8
+LABEL kube-face.recipe=$py_recipe
 CMD ["python3"]
 DOCKERFILE
   DOCKER_BUILDKIT=0 docker build -q --network none -t "$python_image" "$ctx" >/dev/null

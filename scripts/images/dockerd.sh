@@ -40,6 +40,13 @@ case "${1:-start}" in
       kill -TERM "$pid"
       for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
+    # dockerd leaves its default network namespace bind-mounted: unmount it, so that the cache
+    # folder can be deleted (only mounts under this daemon's own exec root).
+    if ! answers; then
+      awk -v d="$dir/run/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | while read -r m; do
+        umount "$m" 2>/dev/null || true
+      done
+    fi
     ;;
   status)
     answers
