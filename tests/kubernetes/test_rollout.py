@@ -178,3 +178,16 @@ def test_scale_refuses_an_unknown_service_before_touching_a_cluster():
                               "-e", '{"scale": {"mysql": 3}}')
     assert result.returncode != 0
     assert "MySQL has one" in result.stdout
+
+
+def test_the_client_against_the_real_receiver_counts_its_stop(receiver, tmp_path):
+    """The article's call is accepted by the real receiver (NSQ and MariaDB behind it); when the
+    receiver process stops mid-run, every post after that is counted as failed."""
+    stop = tmp_path / "stop"
+    threading.Timer(1.5, receiver.stop).start()
+    threading.Timer(2.5, stop.touch).start()
+    summary = run_client(receiver.url, stop)
+    assert summary["ok"] > 5, summary
+    assert summary["failed"] > 0 and summary["failures"].get("ConnectionRefusedError"), summary
+    assert set(summary["failures"]) <= {"ConnectionRefusedError", "ConnectionResetError",
+                                        "RemoteDisconnected"}, summary
