@@ -26,7 +26,8 @@ case "${1:-start}" in
       mkdir -p "$dir/data" "$dir/run"
       # A stale pid file from a killed daemon would make dockerd refuse to start.
       if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then rm -f "$pidfile"; fi
-      nohup dockerd --host "$host" --data-root "$dir/data" --exec-root "$dir/run" \
+      # nice: builds and containers inherit it, and the machine's cores are shared.
+      nohup nice -n 10 dockerd --host "$host" --data-root "$dir/data" --exec-root "$dir/run" \
         --pidfile "$pidfile" --bridge=none --iptables=false --ip-masq=false \
         --userland-proxy=false --log-level=warn >>"$dir/dockerd.log" 2>&1 </dev/null &
       for _ in $(seq 1 300); do answers && break; sleep 0.1; done

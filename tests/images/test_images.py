@@ -9,6 +9,7 @@ runs, so a second run rebuilds nothing. Build and run times are printed (``-s``)
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -50,15 +51,23 @@ def _timing(what: str, seconds: float) -> None:
 
 @pytest.fixture(scope="module")
 def docker_host() -> Iterator[str]:
-    """The local engine; started here (and stopped afterwards) unless it already runs."""
+    """The local engine; started here (and stopped afterwards) unless it already runs. Each
+    user holds a shared lock, so a run never stops the engine under another one."""
     if not DOCKER or not shutil.which("dockerd"):
         pytest.fail("docker.io is not installed: run scripts/setup.sh")
-    running = subprocess.run([DOCKERD_SH, "status"], check=False).returncode == 0
-    host = subprocess.run([DOCKERD_SH, "start"], check=True, capture_output=True,
-                          text=True).stdout.strip()
-    yield host
-    if not running:
-        subprocess.run([DOCKERD_SH, "stop"], check=False)
+    (CACHE / "docker").mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "docker" / "users.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        running = subprocess.run([DOCKERD_SH, "status"], check=False).returncode == 0
+        host = subprocess.run([DOCKERD_SH, "start"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+        yield host
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        if not running:
+            subprocess.run([DOCKERD_SH, "stop"], check=False)
 
 
 def docker(host: str, *args: str, check: bool = True, timeout: float = 120,
