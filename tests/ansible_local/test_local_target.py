@@ -1,0 +1,237 @@
+"""The local Ansible target end to end: site.yml -i inventory/local on a scratch data directory
+and free ports (never the defaults, so a real quick start on this machine is left alone).
+
+Few playbook runs, shared by the module (each takes minutes on two cores): check mode before
+anything exists, the deployment (which ends with the smoke test), a second run and a check-mode
+run that must change nothing, then teardown keeping the data and teardown removing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from tests.support.procs import ROOT, free_port, port_open
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+
+VENV_BIN = ROOT / ".venv" / "bin"
+PROGRAMS = {"mariadb", "nsqlookupd", "nsqd", "face-service", "processor", "receiver", "frontend",
+            "retry"}
+PORT_VARS = ("receiver", "frontend", "face", "nsqd_tcp", "nsqd_http", "nsqlookupd_tcp",
+             "nsqlookupd_http", "mysql")
+
+
+class Target:
+    """One scratch deployment: its variables, data directory and the playbook runs made on it."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.data = base / "data"
+        self.ports = {name: free_port() for name in PORT_VARS}
+        self.vars = {f"kube_face_{name}_port": port for name, port in self.ports.items()}
+        self.vars.update(kube_face_local_data_dir=str(self.data),
+                         # one recognition worker: the machine is shared
+                         kube_face_local_env={"FACE_WORKERS": "1"})
+        self.vars_file = base / "vars.json"
+        self.vars_file.write_text(json.dumps(self.vars))
+        self.runs: dict[str, subprocess.CompletedProcess] = {}
+
+    def play(self, label: str, playbook: str, *args: str) -> dict:
+        env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+               "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+        result = subprocess.run(
+            [str(VENV_BIN / "ansible-playbook"), playbook, "-i", "inventory/local",
+             "-e", f"@{self.vars_file}", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        self.runs[label] = result
+        (self.base / f"{label}.json").write_text(result.stdout)
+        assert result.returncode == 0, f"{label}: rc {result.returncode}\n" + _failures(result)
+        return json.loads(result.stdout)
+
+    def supervisorctl(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(VENV_BIN / "supervisorctl"), "-c",
+                               str(self.data / "supervisor" / "supervisord.conf"), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    def password(self, user: str) -> str:
+        return (self.data / "secrets" / user).read_text().strip()
+
+
+def _failures(result: subprocess.CompletedProcess) -> str:
+    """The failed tasks of a JSON-callback run, or the raw tail when it is not JSON."""
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return (result.stdout + result.stderr)[-4000:]
+    lines = []
+    for task in _tasks(report):
+        for host in task["hosts"].values():
+            if host.get("failed") and not host.get("ignore_errors"):
+                lines.append(f"{task['task']['name']}: {json.dumps(host)[:1500]}")
+    return "\n".join(lines) or result.stderr[-4000:]
+
+
+def _tasks(report: dict) -> list[dict]:
+    return [task for play in report["plays"] for task in play["tasks"]]
+
+
+def _changed(report: dict) -> list[str]:
+    """Names of the tasks that reported a change (to say which one broke idempotence)."""
+    return [t["task"]["name"] for t in _tasks(report)
+            if any(h.get("changed") for h in t["hosts"].values())]
+
+
+def _result(report: dict, name: str) -> dict:
+    for task in _tasks(report):
+        # a role's task is named "<role> : <name>"
+        if task["task"]["name"].split(" : ")[-1] == name:
+            return task["hosts"]["localhost"]
+    raise AssertionError(f"no task {name!r} in the run")
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (supervisord daemonises, so this machine's init,
+    which may reap late, is its parent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while _running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    target = Target(tmp_path_factory.mktemp("ansible_local"))
+    yield target
+    # Whatever happened, leave no process behind.
+    if (target.data / "supervisor" / "supervisord.pid").exists():
+        target.supervisorctl("shutdown")
+
+
+@pytest.fixture(scope="module")
+def fresh_check(target: Target) -> dict:
+    """Check mode before the first deployment: it must run through and write nothing."""
+    return target.play("check-fresh", "site.yml", "--check")
+
+
+@pytest.fixture(scope="module")
+def first(target: Target, fresh_check: dict) -> dict:
+    return target.play("first", "site.yml")
+
+
+@pytest.fixture(scope="module")
+def second(target: Target, first: dict) -> dict:
+    return target.play("second", "site.yml")
+
+
+@pytest.fixture(scope="module")
+def check(target: Target, second: dict) -> dict:
+    return target.play("check", "site.yml", "--check")
+
+
+def test_check_mode_before_anything_exists_writes_nothing(target, fresh_check):
+    assert not target.data.exists()
+
+
+def test_first_run_deploys_everything_and_the_smoke_test_passes(target, first):
+    expected = json.loads((target.data / "unknown_people" / "expected.json").read_text())
+    table = _result(first, "Smoke test | Show the results")["msg"]
+    assert len(table) == len(expected) + 1, table
+    rows = {line.split()[1]: line for line in table[1:]}
+    assert set(rows) == set(expected)
+    for name, want in expected.items():
+        assert rows[name].endswith("  ok"), rows[name]
+        assert f" {want['status']} " in rows[name]
+        if want["person"]:
+            assert want["person"] in rows[name]
+    verdict = _result(first, "Smoke test | Check every image got its expected result and the "
+                             "frontend shows it")
+    assert verdict["msg"] == f"smoke test passed: {len(expected)} images, every one as expected"
+    status = target.supervisorctl("status").stdout.splitlines()
+    assert {line.split()[0] for line in status} == PROGRAMS
+    assert all(" RUNNING " in line for line in status), status
+
+
+def test_second_run_changes_nothing(second):
+    assert second["stats"]["localhost"]["changed"] == 0, _changed(second)
+    assert second["stats"]["localhost"]["failures"] == 0
+
+
+def test_check_mode_on_the_deployment_changes_nothing(check):
+    assert check["stats"]["localhost"]["changed"] == 0, _changed(check)
+
+
+def test_secrets_are_private_and_never_shown(target, first, second):
+    for user in ("kubeface", "kubeface_migrate"):
+        secret = target.data / "secrets" / user
+        assert secret.stat().st_mode & 0o777 == 0o600
+        password = target.password(user)
+        assert len(password) == 32
+        for label, run in target.runs.items():
+            assert password not in run.stdout + run.stderr, f"{user}'s password in {label}'s output"
+        for log in (target.data / "log").iterdir():
+            assert password not in log.read_text(errors="replace"), f"{user}'s password in {log}"
+        # Never on a command line: no process of this machine has it in its arguments.
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
+                assert password.encode() not in cmdline.read_bytes(), cmdline
+    for private in ("secrets", "config", "supervisor"):
+        assert (target.data / private).stat().st_mode & 0o777 == 0o700
+    for conf in (target.data / "config").iterdir():
+        assert conf.stat().st_mode & 0o777 == 0o600
+
+
+def test_services_database_user_has_data_privileges_on_kube_only(target, first):
+    conn = pymysql.connect(host="127.0.0.1", port=target.ports["mysql"], user="kubeface",
+                           password=target.password("kubeface"), database="kube",
+                           connect_timeout=5)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM images")
+        assert cur.fetchone()[0] >= 2
+        cur.execute("SHOW GRANTS")
+        grants = [row[0] for row in cur.fetchall()]
+        assert any("SELECT, INSERT, UPDATE, DELETE ON `kube`.*" in g for g in grants), grants
+        assert not any(" ON *.*" in g and "USAGE" not in g for g in grants), grants
+        with pytest.raises(pymysql.err.OperationalError, match="denied"):
+            cur.execute("DROP TABLE images")
+        with pytest.raises(pymysql.err.OperationalError, match="denied"):
+            cur.execute("CREATE DATABASE other")
+    # Root has no password at all: it cannot log in over TCP.
+    with pytest.raises(pymysql.err.OperationalError):
+        pymysql.connect(host="127.0.0.1", port=target.ports["mysql"], user="root", password="",
+                        connect_timeout=5)
+
+
+def test_teardown_stops_everything_and_removes_data_only_when_asked(target, first, second,
+                                                                     check):
+    supervisord_pid = target.data / "supervisor" / "supervisord.pid"
+    mariadbd_pid = target.data / "mariadb" / "mariadbd.pid"
+    pids = [int(p.read_text()) for p in (supervisord_pid, mariadbd_pid)]
+
+    assert all(_running(pid) for pid in pids)
+    target.play("teardown", "teardown.yml")
+    assert all(_gone(pid) for pid in pids), pids
+    assert not supervisord_pid.exists() and not mariadbd_pid.exists()
+    assert not [name for name, port in target.ports.items() if port_open(port)]
+    assert (target.data / "mariadb" / "data").is_dir(), "data kept without the flag"
+
+    target.play("teardown-remove", "teardown.yml", "-e", "kube_face_local_remove_data=true")
+    assert not target.data.exists()
