@@ -261,7 +261,11 @@ class Stack:
 
     def run(self, name: str, image: str, *args: str, env: dict[str, str] | None = None,
             detach: bool = True, mounts: bool = False) -> subprocess.CompletedProcess:
-        argv = ["run", "--network", "host", "--name", f"{self.prefix}-{name}"]
+        # As the Kubernetes target runs them (restricted Pod Security Standard): read-only root
+        # filesystem with a writable /tmp, no capabilities, no privilege escalation.
+        argv = ["run", "--network", "host", "--name", f"{self.prefix}-{name}", "--read-only",
+                "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+        argv += ["--tmpfs", "/run/mysqld:uid=999,gid=999"] if image == MARIADB else []
         argv += ["-d"] if detach else []
         argv += ["--env-file", str(self.env_file(name, env))] if env else []
         argv += self._mounts() if mounts else []
