@@ -74,9 +74,16 @@ def test_a_failed_transaction_rolls_back_and_raises(db):
 
 def test_an_edited_applied_migration_is_refused(db, tmp_path):
     for m in schema.migrations():
-        (tmp_path / f"{m.version:04d}_{m.name}.sql").write_text(m.sql + "\n-- edited\n")
-    with pytest.raises(schema.MigrationError, match="changed after it was applied"):
+        sql = m.sql.replace("name VARCHAR(255) NOT NULL,", "name VARCHAR(200) NOT NULL,", 1)
+        (tmp_path / f"{m.version:04d}_{m.name}.sql").write_text(sql)
+    with pytest.raises(schema.MigrationError, match="0001_initial was changed after it was"):
         schema.migrate(db, tmp_path)
+
+
+def test_an_edited_comment_is_not_a_schema_change(db, tmp_path):
+    for m in schema.migrations():
+        (tmp_path / f"{m.version:04d}_{m.name}.sql").write_text("-- a new comment\n" + m.sql)
+    assert schema.migrate(db, tmp_path) == []
 
 
 def test_a_new_migration_is_applied_once(db, tmp_path):

@@ -32,30 +32,27 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+def _number_range(kind: type[int] | type[float], low: float, high: float) -> Callable[[str], Any]:
+    expected = f"{'an integer' if kind is int else 'a number'} from {low} to {high}"
+
+    def parse(raw: str) -> Any:
         try:
-            value = int(raw.strip())
+            value = kind(raw.strip())
         except ValueError:
-            raise ValueError(f"an integer from {low} to {high}") from None
+            raise ValueError(expected) from None
         if not low <= value <= high:
-            raise ValueError(f"an integer from {low} to {high}")
+            raise ValueError(expected)
         return value
 
     return parse
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    return _number_range(int, low, high)
 
 
 def _float_range(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"a number from {low} to {high}") from None
-        if not low <= value <= high:
-            raise ValueError(f"a number from {low} to {high}")
-        return value
-
-    return parse
+    return _number_range(float, low, high)
 
 
 _port = _int_range(1, 65535)

@@ -47,7 +47,8 @@ class Migration:
 
     @property
     def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()
+        """Of the statements only, so that editing a comment is not a schema change."""
+        return hashlib.sha256("\n;\n".join(self.statements()).encode()).hexdigest()
 
     def statements(self) -> list[str]:
         """The statements of the file: separated by lines ending in ``;``, comments dropped."""

@@ -24,8 +24,9 @@ CREATE TABLE IF NOT EXISTS person_images (
     ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
--- One row per posted image. `path` is as the client gave it (relative to UNKNOWN_PEOPLE, or
--- absolute inside it); `path_sha` makes it unique without a 3072-byte index limit on the path.
+-- One row per posted image. `path` is relative to UNKNOWN_PEOPLE, normalised by
+-- kubeface.core.paths.canonical (so `x.jpg` and `/unknown_people/x.jpg` are one image);
+-- `path_sha` makes it unique without a 3072-byte index limit on the path.
 CREATE TABLE IF NOT EXISTS images (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   path VARCHAR(1024) NOT NULL,
