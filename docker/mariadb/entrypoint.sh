@@ -23,8 +23,12 @@ sql_name() { printf '`%s`' "${1//\`/\`\`}"; }
 if [ "$1" = "mariadbd" ] && [ ! -d "$datadir/mysql" ]; then
   for v in MYSQL_ROOT_PASSWORD MYSQL_DATABASE MYSQL_USER MYSQL_PASSWORD; do file_env "$v"; done
   echo "entrypoint: initialising $datadir"
-  mariadb-install-db --datadir="$datadir" --user="$(id -un)" --skip-test-db \
-    --auth-root-authentication-method=socket >/dev/null
+  # --user makes it chown the datadir, which only root may do: a non-root pod on a volume it
+  # can write but does not own (fsGroup, hostPath 0777) failed with "Operation not permitted".
+  # The socket account stays this user's either way (the init SQL below connects as it).
+  user_opt=(); [ "$(id -u)" != 0 ] || user_opt=(--user="$(id -un)")
+  mariadb-install-db --datadir="$datadir" "${user_opt[@]}" --skip-test-db \
+    --auth-root-authentication-method=socket --auth-root-socket-user="$(id -un)" >/dev/null
   sock=/run/mysqld/init.sock
   mariadbd --datadir="$datadir" --skip-networking --socket="$sock" &
   pid=$!
