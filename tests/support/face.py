@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -11,12 +9,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from facerecog import face_pb2, face_pb2_grpc
-from tests.support.procs import ROOT, Process, free_port, tail, wait_for
+from tests.support.procs import KubefaceProcess, free_port, wait_for
 
 SERVICE_NAME = "facerecog.Identity"
 
 
-class FaceService:
+class FaceService(KubefaceProcess):
     """``kubeface face-service`` on a free loopback port, its log under ``base``."""
 
     def __init__(self, base: Path, env: dict[str, str], port: int | None = None) -> None:
@@ -24,23 +22,9 @@ class FaceService:
         self._port_was_picked = port is None
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ, **env, "GRPC_PORT": str(self.port), "BIND_ADDRESS": "127.0.0.1",
-            # The service must see exactly this configuration, never a developer's .env file.
-            "KUBEFACE_ENV_FILE": str(base / "no.env"),
-        }
-        self.process = Process(
-            "face-service", [sys.executable, "-m", "kubeface", "face-service"],
-            base / "face-service.log", env=self.env, cwd=ROOT,
-        )
-
-    @property
-    def log(self) -> Path:
-        return self.process.log
-
-    @property
-    def running(self) -> bool:
-        return self.process.running
+        super().__init__("face-service", {
+            **env, "GRPC_PORT": str(self.port), "BIND_ADDRESS": "127.0.0.1",
+        }, base / "face-service.log")
 
     def health(self, service: str = "", timeout: float = 2.0) -> str:
         """The health service's answer for ``service`` ("" is the whole server), by name."""
@@ -93,14 +77,3 @@ class FaceService:
     def wait_serving(self, timeout: float = 120.0) -> None:
         wait_for(lambda: self.health() == "SERVING" and self.health(SERVICE_NAME) == "SERVING",
                  f"face service on {self.address} SERVING", timeout, self.process.proc, self.log)
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM: the service drains in-flight calls and exits. Returns the exit code."""
-        return self.process.stop(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL to the whole process group (the service and its workers): a crash."""
-        self.process.kill()
-
-    def tail(self, lines: int = 40) -> str:
-        return tail(self.log, lines)

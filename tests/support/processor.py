@@ -4,8 +4,6 @@ for images to settle."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 import urllib.request
 from collections.abc import Iterable
@@ -14,7 +12,7 @@ from pathlib import Path
 from kubeface.core.db import Database
 from kubeface.core.messages import CHANNEL, TOPIC
 from kubeface.core.statuses import TERMINAL
-from tests.support.procs import ROOT, Process, tail, wait_for
+from tests.support.procs import KubefaceProcess, wait_for
 
 # Fast reactions for tests; every one can be overridden through ``env``.
 TEST_DEFAULTS = {
@@ -41,30 +39,13 @@ def ensure_channel(env: dict[str, str]) -> None:
     _nsqd_http(env, f"/channel/create?topic={TOPIC}&channel={CHANNEL}", "POST")
 
 
-class Processor:
+class Processor(KubefaceProcess):
     """``python -m kubeface processor`` with ``env`` (the test's database, NSQ and face service),
     its log under ``base``."""
 
     def __init__(self, base: Path, env: dict[str, str], name: str = "processor") -> None:
         self.base = base
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", "/root"),
-            **TEST_DEFAULTS,
-            **env,
-            # Never let a developer's .env fill in what the test did not set.
-            "KUBEFACE_ENV_FILE": str(base / "no.env"),
-        }
-        self.process = Process(name, [sys.executable, "-m", "kubeface", "processor"],
-                               base / f"{name}.log", env=self.env, cwd=ROOT)
-
-    @property
-    def log(self) -> Path:
-        return self.process.log
-
-    @property
-    def running(self) -> bool:
-        return self.process.running
+        super().__init__("processor", {**TEST_DEFAULTS, **env}, base / f"{name}.log", name)
 
     @property
     def client_name(self) -> str:
@@ -89,17 +70,6 @@ class Processor:
         wait_for(self.subscribed, f"{self.process.name} subscribed to {TOPIC}/{CHANNEL}",
                  timeout, self.process.proc, self.log)
         return self
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM: it finishes or requeues what is in flight and exits. Returns the code."""
-        return self.process.stop(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, nothing cleaned up."""
-        self.process.kill()
-
-    def tail(self, lines: int = 40) -> str:
-        return tail(self.log, lines)
 
 
 def statuses(db: Database, ids: Iterable[int]) -> dict[int, str]:

@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -108,3 +109,44 @@ class Process:
     def wait_port(self, port: int, timeout: float = 30.0) -> None:
         wait_for(lambda: port_open(port), f"{self.name} on port {port}", timeout,
                  self.proc, self.log)
+
+
+class KubefaceProcess:
+    """``python -m kubeface <command>`` as a test process, logging to ``log``.
+
+    It sees exactly the test's configuration: the machine's environment without any variable
+    kube-face reads, then ``env``, and never a developer's ``.env`` file.
+    """
+
+    def __init__(self, command: str, env: dict[str, str], log: Path,
+                 name: str | None = None) -> None:
+        from kubeface.core.config import VARIABLES
+
+        ours = {v.name for v in VARIABLES}
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k not in ours},
+            **env,
+            "KUBEFACE_ENV_FILE": str(log.parent / "no.env"),
+        }
+        # Process keeps this very dict: a port changed in self.env applies to the next start.
+        self.process = Process(name or command, [sys.executable, "-m", "kubeface", command], log,
+                               env=self.env, cwd=ROOT)
+
+    @property
+    def log(self) -> Path:
+        return self.process.log
+
+    @property
+    def running(self) -> bool:
+        return self.process.running
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (the services drain what is in flight and exit); returns the exit code."""
+        return self.process.stop(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: a crash, nothing cleaned up."""
+        self.process.kill()
+
+    def tail(self, lines: int = 40) -> str:
+        return tail(self.log, lines)

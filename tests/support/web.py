@@ -4,15 +4,13 @@ and a small HTTP client for talking to them."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import urllib3
 
-from tests.support.procs import Process, free_port, wait_for
+from tests.support.procs import KubefaceProcess, free_port, wait_for
 
 
 @dataclass
@@ -29,7 +27,7 @@ class Reply:
         return self.data.decode("utf-8", "replace")
 
 
-class WebService:
+class WebService(KubefaceProcess):
     """``kubeface <command>`` listening on 127.0.0.1:<free port>, logging to ``log``."""
 
     PORT_VARIABLE: ClassVar[dict[str, str]] = {"receiver": "RECEIVER_PORT",
@@ -38,17 +36,9 @@ class WebService:
     def __init__(self, command: str, env: dict[str, str], log: Path) -> None:
         self.command = command
         self.port = free_port()
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", "/root"),
-            # Never let a developer's .env fill in what the test did not set.
-            "KUBEFACE_ENV_FILE": str(log.parent / "no.env"),
-            **env,
-            self.PORT_VARIABLE[command]: str(self.port),
-            "BIND_ADDRESS": "127.0.0.1",
-        }
-        self.process = Process(command, [sys.executable, "-m", "kubeface", command], log,
-                               env=self.env)
+        super().__init__(command, {
+            **env, self.PORT_VARIABLE[command]: str(self.port), "BIND_ADDRESS": "127.0.0.1",
+        }, log)
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=30), retries=False)
 
     @property
@@ -70,9 +60,6 @@ class WebService:
         wait_for(lambda: self.call("GET", "/healthz").status == 200, f"{self.command} healthz",
                  30, self.process.proc, self.process.log)
         return self
-
-    def stop(self) -> int | None:
-        return self.process.stop()
 
     def call(self, method: str, path: str, body: bytes | str | None = None,
              headers: dict[str, str] | None = None) -> Reply:
