@@ -8,28 +8,9 @@ STATE=${KUBE_FACE_CLUSTER_DIR:-/tmp/kube-face-cluster}
 RUN="$STATE/run"
 log() { printf '[down %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# A pid is ours only if the process is still one of ours: its command line names the
-# state dir (every component gets a path inside it). This guards against pid reuse.
-ours() {
-  local pid=$1
-  [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$STATE/"
-}
-
-stop() {
-  local name=$1 f="$RUN/$1.pid" pid i
-  [ -f "$f" ] || return 0
-  pid=$(cat "$f")
-  if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && ours "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$name (pid $pid) ignored SIGTERM for 10s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    log "stopped $name (pid $pid)"
-  fi
-  rm -f "$f"
-}
+OURS=$STATE
+# shellcheck source=scripts/cluster/procs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/procs.sh"  # stop
 
 if [ -d "$STATE" ] && [ ! -f "$STATE/.kube-face-cluster" ] && [ -n "$(ls -A "$STATE")" ]; then
   log "refusing: $STATE is not empty and has no .kube-face-cluster marker (not made by up.sh)"

@@ -18,19 +18,9 @@ if [ -d "$NODE" ] && [ ! -f "$NODE/.kube-face-node" ] && [ -n "$(ls -A "$NODE")"
   exit 1
 fi
 
-ours() { [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -qF -- "$NODE/"; }
-stop() {
-  local name=$1 f="$RUN/$1.pid" pid i
-  [ -f "$f" ] || return 0
-  pid=$(cat "$f")
-  if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && ours "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then log "$name (pid $pid) ignored SIGTERM for 10s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
-    log "stopped $name (pid $pid)"
-  fi
-  rm -f "$f"
-}
+OURS=$NODE
+# shellcheck source=scripts/cluster/procs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/procs.sh"  # stop
 
 if [ -d "$NODE" ]; then
   # Node object first, while the API (and its relay) is up; pods bound to it go with it.

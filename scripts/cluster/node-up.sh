@@ -29,6 +29,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${KUBE_FACE_CLUSTER_DIR:-/tmp/kube-face-cluster}
+# shellcheck source=scripts/cluster/procs.sh
+source "$HERE/procs.sh"  # alive, start, wait_for, stop
 API_PORT=${KUBE_FACE_APISERVER_PORT:-26443}
 NETNS=${KUBE_FACE_NODE_NETNS:-kube-face-node}
 KUBELET_PORT=${KUBE_FACE_KUBELET_PORT:-20250}
@@ -82,7 +84,6 @@ lcurl() { curl --noproxy '*' -fsS --max-time 5 "$@"; }
 api_ready() {
   lcurl --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "https://$HOST:$API_PORT/readyz" >/dev/null 2>&1
 }
-alive() { local p; p=$(cat "$RUN/$1.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
 in_ns() { nsenter --net="$NSPATH" "$@"; }
 
 if ! api_ready; then
@@ -125,23 +126,6 @@ on_error() {
   exit "$rc"
 }
 trap on_error ERR
-
-start() {
-  local name=$1; shift
-  setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! > "$RUN/$name.pid"
-  log "started $name (pid $!)"
-}
-wait_for() {
-  local what=$1 proc=$2; shift 2
-  local deadline=$(( $(date +%s) + TIMEOUT )) t=$(date +%s)
-  until "$@" >/dev/null 2>&1; do
-    if [ "$proc" != - ] && ! alive "$proc"; then log "$proc exited while waiting for $what"; return 1; fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then log "timed out after ${TIMEOUT}s waiting for $what"; return 1; fi
-    sleep 1
-  done
-  log "$what: ok after $(( $(date +%s) - t ))s"
-}
 
 # ---------------------------------------------------------- network namespace
 ip netns add "$NETNS"

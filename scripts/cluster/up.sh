@@ -18,6 +18,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${KUBE_FACE_CLUSTER_DIR:-/tmp/kube-face-cluster}
+# shellcheck source=scripts/cluster/procs.sh
+source "$HERE/procs.sh"  # alive, start, wait_for, stop
 NODES=${KUBE_FACE_FAKE_NODES:-3}
 ETCD_PORT=${KUBE_FACE_ETCD_PORT:-22379}
 ETCD_PEER_PORT=${KUBE_FACE_ETCD_PEER_PORT:-22380}
@@ -51,7 +53,6 @@ api_ready() {
   lcurl --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://$HOST:$API_PORT/readyz" >/dev/null 2>&1
 }
-alive() { local p; p=$(cat "$RUN/$1.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
 
 # Already up? Then nothing to do.
 if alive etcd && alive kube-apiserver && alive kube-controller-manager && alive kube-scheduler && alive kwok && api_ready; then
@@ -160,26 +161,6 @@ kubeconfig "$KUBECONFIG_OUT" kube-face-admin admin
 kubeconfig "$STATE/controller-manager.kubeconfig" system:kube-controller-manager controller-manager
 kubeconfig "$STATE/scheduler.kubeconfig" system:kube-scheduler scheduler
 kubeconfig "$STATE/kwok.kubeconfig" kwok-controller kwok
-
-# start NAME BINARY ARGS...: background it in its own session, pid file, log file.
-start() {
-  local name=$1; shift
-  setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! > "$RUN/$name.pid"
-  log "started $name (pid $!)"
-}
-# wait_for WHAT PROCESS COMMAND...: poll until the command succeeds; fail at once if
-# PROCESS (a name started above, or "-") has exited, or when the timeout passes.
-wait_for() {
-  local what=$1 proc=$2; shift 2
-  local deadline=$(( $(date +%s) + TIMEOUT )) t=$(date +%s)
-  until "$@" >/dev/null 2>&1; do
-    if [ "$proc" != - ] && ! alive "$proc"; then log "$proc exited while waiting for $what"; return 1; fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then log "timed out after ${TIMEOUT}s waiting for $what"; return 1; fi
-    sleep 1
-  done
-  log "$what: ok after $(( $(date +%s) - t ))s"
-}
 
 # ------------------------------------------------------------------------- etcd
 start etcd "$BIN/etcd" --name kube-face --data-dir "$STATE/etcd" \
