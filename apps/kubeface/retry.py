@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass, field
 
 from kubeface.core.config import Settings
-from kubeface.core.db import UNAVAILABLE, Database, execute
+from kubeface.core.db import UNAVAILABLE, Database, execute, named_lock
 from kubeface.core.queue import Publisher, PublishError
 
 log = logging.getLogger(__name__)
@@ -66,40 +66,37 @@ def collect(db: Database, settings: Settings, rematch: bool = False,
             include_permanent: bool = False, limit: int = 10_000) -> RetryRun:
     """Move every image worth another try back to ``pending``; return what was moved."""
     run = RetryRun()
-    with db.transaction() as conn:
-        if conn.query("SELECT GET_LOCK(:n, 0) AS ok", n=_LOCK).scalar() != 1:
+    with db.transaction() as conn, named_lock(conn, _LOCK, 0) as got:
+        if not got:
             run.skipped = True
             return run
-        try:
-            failed_where = "status = 'failed' AND retries < :max_retries" + (
-                "" if include_permanent else " AND retryable = 1")
-            run.failed = _revive(
-                conn, failed_where,
-                "status = 'pending', attempts = 0, retries = retries + 1, retryable = 0,"
-                " lease_until = NULL",
-                limit, max_retries=settings.retry_max_retries,
+        failed_where = "status = 'failed' AND retries < :max_retries" + (
+            "" if include_permanent else " AND retryable = 1")
+        run.failed = _revive(
+            conn, failed_where,
+            "status = 'pending', attempts = 0, retries = retries + 1, retryable = 0,"
+            " lease_until = NULL",
+            limit, max_retries=settings.retry_max_retries,
+        )
+        run.expired = _revive(
+            conn, "status = 'processing' AND lease_until < NOW(3)",
+            "status = 'pending', lease_until = NULL,"
+            " last_error = 'claim expired: its worker stopped before an outcome'",
+            limit,
+        )
+        # updated_at is bumped so one image is re-published at most once per period.
+        run.pending = _revive(
+            conn,
+            "status = 'pending' AND updated_at < NOW(3) - INTERVAL :age SECOND"
+            + (f" AND id NOT IN ({','.join(map(str, run.failed + run.expired))})"
+               if run.failed or run.expired else ""),
+            "updated_at = NOW(3)", limit, age=settings.retry_pending_after_seconds,
+        )
+        if rematch:
+            run.rematched = _revive(
+                conn, "status = 'unknown'",
+                "status = 'pending', attempts = 0, lease_until = NULL", limit,
             )
-            run.expired = _revive(
-                conn, "status = 'processing' AND lease_until < NOW(3)",
-                "status = 'pending', lease_until = NULL,"
-                " last_error = 'claim expired: its worker stopped before an outcome'",
-                limit,
-            )
-            # updated_at is bumped so one image is re-published at most once per period.
-            run.pending = _revive(
-                conn,
-                "status = 'pending' AND updated_at < NOW(3) - INTERVAL :age SECOND"
-                + (f" AND id NOT IN ({','.join(map(str, run.failed + run.expired))})"
-                   if run.failed or run.expired else ""),
-                "updated_at = NOW(3)", limit, age=settings.retry_pending_after_seconds,
-            )
-            if rematch:
-                run.rematched = _revive(
-                    conn, "status = 'unknown'",
-                    "status = 'pending', attempts = 0, lease_until = NULL", limit,
-                )
-        finally:
-            conn.query("SELECT RELEASE_LOCK(:n)", n=_LOCK)
     return run
 
 

@@ -102,3 +102,16 @@ def execute(conn: records.Connection, sql: str, **params: Any) -> int:
 def last_insert_id(conn: records.Connection) -> int:
     """The AUTO_INCREMENT id of the first row the last INSERT on ``conn`` wrote."""
     return int(conn.query("SELECT LAST_INSERT_ID() AS id").scalar())
+
+
+@contextmanager
+def named_lock(conn: records.Connection, name: str, timeout: float) -> Iterator[bool]:
+    """MySQL's ``GET_LOCK(name)`` around the block: yields whether it was had within
+    ``timeout`` seconds. The lock belongs to the session, not the transaction, so it is released
+    explicitly on exit (only when it was had)."""
+    got = conn.query("SELECT GET_LOCK(:n, :t) AS ok", n=name, t=timeout).scalar() == 1
+    try:
+        yield got
+    finally:
+        if got:
+            conn.query("SELECT RELEASE_LOCK(:n)", n=name)

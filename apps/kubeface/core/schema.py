@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubeface.core.config import Settings
-from kubeface.core.db import Database
+from kubeface.core.db import Database, named_lock
 
 log = logging.getLogger(__name__)
 
@@ -76,39 +76,34 @@ def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Apply the migrations the database lacks; returns those applied (none on a second run)."""
     applied: list[Migration] = []
     # One transaction around it all: MySQL commits each DDL statement implicitly anyway, and the
-    # final commit covers the last bookkeeping row. The named lock is per session, not per
-    # transaction, so it is released explicitly.
-    with db.transaction() as conn:
-        got = conn.query("SELECT GET_LOCK(:name, 60) AS ok", name=_LOCK).scalar()
-        if got != 1:
+    # final commit covers the last bookkeeping row.
+    with db.transaction() as conn, named_lock(conn, _LOCK, 60) as got:
+        if not got:
             raise MigrationError("another migration holds the lock for over 60 s")
-        try:
-            conn.query(_BOOKKEEPING)
-            done = {
-                r.version: r.checksum
-                for r in conn.query("SELECT version, checksum FROM schema_migrations").all()
-            }
-            for migration in migrations(directory):
-                if migration.version in done:
-                    if done[migration.version] != migration.checksum:
-                        raise MigrationError(
-                            f"migration {migration.version:04d}_{migration.name} was changed "
-                            "after it was applied: add a new migration instead"
-                        )
-                    continue
-                log.info("applying migration %04d_%s", migration.version, migration.name)
-                # DDL cannot be rolled back in MySQL: the files are written to be re-runnable
-                # should a run stop half-way.
-                for statement in migration.statements():
-                    conn.query(statement)
-                conn.query(
-                    "INSERT INTO schema_migrations (version, name, checksum)"
-                    " VALUES (:v, :n, :c)",
-                    v=migration.version, n=migration.name, c=migration.checksum,
-                )
-                applied.append(migration)
-        finally:
-            conn.query("SELECT RELEASE_LOCK(:name)", name=_LOCK)
+        conn.query(_BOOKKEEPING)
+        done = {
+            r.version: r.checksum
+            for r in conn.query("SELECT version, checksum FROM schema_migrations").all()
+        }
+        for migration in migrations(directory):
+            if migration.version in done:
+                if done[migration.version] != migration.checksum:
+                    raise MigrationError(
+                        f"migration {migration.version:04d}_{migration.name} was changed "
+                        "after it was applied: add a new migration instead"
+                    )
+                continue
+            log.info("applying migration %04d_%s", migration.version, migration.name)
+            # DDL cannot be rolled back in MySQL: the files are written to be re-runnable
+            # should a run stop half-way.
+            for statement in migration.statements():
+                conn.query(statement)
+            conn.query(
+                "INSERT INTO schema_migrations (version, name, checksum)"
+                " VALUES (:v, :n, :c)",
+                v=migration.version, n=migration.name, c=migration.checksum,
+            )
+            applied.append(migration)
     return applied
 
 
