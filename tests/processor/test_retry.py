@@ -58,6 +58,21 @@ def test_one_run_republishes_exactly_what_is_worth_retrying(db, settings, nsq, p
     assert again.ids == [] and nsq.topic_depth(TOPIC) == 3
 
 
+def test_a_second_run_at_the_same_time_does_nothing(db, settings, images):
+    """Two retry jobs at once (a slow CronJob run and the next one) never revive twice: the
+    second finds the named lock held, skips, and the lock is free again after the first."""
+    with db.connection() as holder:
+        assert holder.query("SELECT GET_LOCK('kubeface.retry', 0) AS ok").scalar() == 1
+        try:
+            run = retry.collect(db, settings)
+            assert run.skipped and run.ids == []
+            assert state(db, images["gave_up.jpg"])["status"] == "failed"
+        finally:
+            holder.query("SELECT RELEASE_LOCK('kubeface.retry')")
+    after = retry.collect(db, settings)
+    assert not after.skipped and after.failed == [images["gave_up.jpg"]]
+
+
 def test_rematch_and_include_permanent(db, settings, publisher, images):
     run = retry.run_once(db, publisher, settings, rematch=True, include_permanent=True)
     assert run.rematched == [images["unknown.jpg"]]
