@@ -122,37 +122,30 @@ k8s_wrapper() {
   K8S_LDFLAGS=$ld
 }
 
-build_k8s() {
-  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+# build_k8s_bins STAMP WRAPPER LABEL BIN...: the Kubernetes commands BIN... from the wrapper
+# module in $SRC/WRAPPER, stamped as STAMP (one dir each, so one set never invalidates the other).
+build_k8s_bins() {
+  local stamp=$1 wrapper=$2 label=$3; shift 3
+  local bins=("$@")
   local staging_version="v0.${K8S_VERSION#v1.}"
-  local key="k8s=$K8S_VERSION staging=$staging_version go=$GOVER"
-  if up_to_date k8s "$key" "${bins[@]}"; then log "kubernetes $K8S_VERSION: up to date"; return; fi
+  local key="$stamp=$K8S_VERSION staging=$staging_version go=$GOVER"
+  if up_to_date "$stamp" "$key" "${bins[@]}"; then log "$label $K8S_VERSION: up to date"; return; fi
   local t=$(now)
   local pkgs=() b; for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-  k8s_wrapper "$SRC/kubernetes" "${pkgs[@]}"
-  local tmp="$ROOT/.tmp-k8s"; rm -rf "$tmp"; mkdir -p "$tmp"
-  log "kubernetes: compiling ${bins[*]} (go build -p $JOBS, nice $NICE; cold: tens of minutes)"
+  k8s_wrapper "$SRC/$wrapper" "${pkgs[@]}"
+  local tmp="$ROOT/.tmp-$stamp"; rm -rf "$tmp"; mkdir -p "$tmp"
+  log "kubernetes: compiling ${bins[*]} (go build -p $JOBS, nice $NICE; cold: minutes to tens of minutes)"
   gobuild -ldflags "$K8S_LDFLAGS" -o "$tmp/" "${pkgs[@]}"
-  install_bins k8s "$key" "$tmp" "${bins[@]}"
-  log "kubernetes $K8S_VERSION: built in $(( $(now) - t ))s"
+  install_bins "$stamp" "$key" "$tmp" "${bins[@]}"
+  log "$label $K8S_VERSION: built in $(( $(now) - t ))s"
 }
 
+# Stage 1: the control plane (and kubectl).
+build_k8s() { build_k8s_bins k8s kubernetes kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl; }
+
 # Stage 2 (KUBE_FACE_CLUSTER_NODE=real, or build.sh --node): kubelet and kube-proxy from
-# the same wrapper module (its own dir, so the control-plane build is never invalidated).
-build_k8s_node() {
-  local bins=(kubelet kube-proxy)
-  local staging_version="v0.${K8S_VERSION#v1.}"
-  local key="k8s-node=$K8S_VERSION staging=$staging_version go=$GOVER"
-  if up_to_date k8s-node "$key" "${bins[@]}"; then log "kubelet/kube-proxy $K8S_VERSION: up to date"; return; fi
-  local t=$(now)
-  local pkgs=() b; for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-  k8s_wrapper "$SRC/kubernetes-node" "${pkgs[@]}"
-  local tmp="$ROOT/.tmp-k8s-node"; rm -rf "$tmp"; mkdir -p "$tmp"
-  log "kubernetes: compiling ${bins[*]} (go build -p $JOBS, nice $NICE)"
-  gobuild -ldflags "$K8S_LDFLAGS" -o "$tmp/" "${pkgs[@]}"
-  install_bins k8s-node "$key" "$tmp" "${bins[@]}"
-  log "kubelet/kube-proxy $K8S_VERSION: built in $(( $(now) - t ))s"
-}
+# the same wrapper module version, in its own dir.
+build_k8s_node() { build_k8s_bins k8s-node kubernetes-node kubelet/kube-proxy kubelet kube-proxy; }
 
 # ------------------------------------------------------------- node images
 # No registry is reachable: the sandbox (pause) image and the probe workload (hello)

@@ -30,7 +30,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${KUBE_FACE_CLUSTER_DIR:-/tmp/kube-face-cluster}
 # shellcheck source=scripts/cluster/procs.sh
-source "$HERE/procs.sh"  # alive, start, wait_for, stop
+source "$HERE/procs.sh"  # alive, start, wait_for, stop, dump_logs
 API_PORT=${KUBE_FACE_APISERVER_PORT:-26443}
 NETNS=${KUBE_FACE_NODE_NETNS:-kube-face-node}
 KUBELET_PORT=${KUBE_FACE_KUBELET_PORT:-20250}
@@ -117,10 +117,7 @@ echo "$NETNS" > "$NODE/netns"
 on_error() {
   local rc=$?
   log "FAILED (exit $rc); last log lines:"
-  local f; for f in "$LOGS"/*.log; do
-    [ -f "$f" ] || continue
-    echo "---- $f" >&2; tail -n 20 "$f" >&2
-  done
+  dump_logs 20
   log "stopping the node (state kept in $NODE; node-down.sh removes it)"
   KUBE_FACE_CLUSTER_DIR="$STATE" KUBE_FACE_NODE_NETNS="$NETNS" KUBE_FACE_KEEP_STATE=1 "$HERE/node-down.sh" || true
   exit "$rc"

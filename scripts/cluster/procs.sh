@@ -47,3 +47,11 @@ stop() {
   fi
   rm -f "$f"
 }
+
+# dump_logs LINES: the last LINES lines of every log in LOGS, on stderr (for a failed start).
+dump_logs() {
+  local f; for f in "$LOGS"/*.log; do
+    [ -f "$f" ] || continue
+    echo "---- $f" >&2; tail -n "$1" "$f" >&2
+  done
+}

@@ -19,7 +19,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${KUBE_FACE_CLUSTER_DIR:-/tmp/kube-face-cluster}
 # shellcheck source=scripts/cluster/procs.sh
-source "$HERE/procs.sh"  # alive, start, wait_for, stop
+source "$HERE/procs.sh"  # alive, start, wait_for, stop, dump_logs
 NODES=${KUBE_FACE_FAKE_NODES:-3}
 ETCD_PORT=${KUBE_FACE_ETCD_PORT:-22379}
 ETCD_PEER_PORT=${KUBE_FACE_ETCD_PEER_PORT:-22380}
@@ -82,10 +82,7 @@ echo "made by scripts/cluster/up.sh; removed by down.sh" > "$STATE/.kube-face-cl
 on_error() {
   local rc=$?
   log "FAILED (exit $rc); last log lines:"
-  local f; for f in "$LOGS"/*.log; do
-    [ -f "$f" ] || continue
-    echo "---- $f" >&2; tail -n 15 "$f" >&2
-  done
+  dump_logs 15
   log "stopping what was started (logs stay in $LOGS; down.sh removes them)"
   KUBE_FACE_CLUSTER_DIR="$STATE" KUBE_FACE_KEEP_STATE=1 "$HERE/down.sh" || true
   exit "$rc"
