@@ -1,18 +1,49 @@
-"""The README stays true: its configuration table is the code's, its commands exist."""
+"""The README and docs/ stay true and the repository stands alone.
+
+The configuration table is the code's, the commands exist, every link leads to a file, the README
+stays a short user's guide, and nothing points outside the repository or at issue numbers.
+"""
 
 import re
+import subprocess
+
+import pytest
 
 from kubeface.core.config import VARIABLES
 from tests.support.procs import ROOT
 
 README = (ROOT / "README.md").read_text()
+README_MAX_LINES = 300
+
+# Written so that this file does not match its own patterns.
+FORBIDDEN = {
+    "a path outside the repository": re.compile(r"\.\./shared"),
+    "notes kept outside the repository": re.compile(r"\b(?:ENVIRONMENT|DESIGN)\.md\b"),
+    "an issue number": re.compile(r"\bissues?\s*#?[0-9]+", re.I),
+    "narration of the build machines": re.compile(r"\bthese machines\b|\bother engineers\b", re.I),
+}
+# Folders that are not the project's text: generated, installed or produced by runs.
+_SKIP_DIRS = {".git", ".venv", ".tools", ".artifacts", "node_modules", "__pycache__", ".cache"}
+
+
+def _project_files() -> list:
+    """Every file of the repository: tracked and new ones (git), else a walk of the tree."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             cwd=ROOT, capture_output=True, check=True).stdout
+        files = [ROOT / name for name in out.decode().split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):
+        files = [p for p in ROOT.rglob("*") if not _SKIP_DIRS & set(p.relative_to(ROOT).parts)]
+    return [f for f in files if f.is_file() and not f.is_symlink()]
 
 
 def test_configuration_table_matches_the_code():
-    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]+) \|", README, re.M))
+    rows = {name: (default.strip(), meaning.strip()) for name, default, meaning in
+            re.findall(r"^\| `([A-Z_]+)` \| ([^|]+) \| ([^|]+) \|", README, re.M)}
     for var in VARIABLES:
         default = "(required)" if var.default is None else f"`{var.default}`"
-        assert rows.get(var.name, "").strip() == default, var.name
+        assert rows.get(var.name, ("", ""))[0] == default, var.name
+        assert rows[var.name][1] == var.help, var.name
     assert set(rows) == {v.name for v in VARIABLES}
 
 
@@ -21,3 +52,35 @@ def test_the_two_commands_exist_and_ci_runs_the_test_command():
     for script in ("scripts/quickstart", "scripts/test", "scripts/setup.sh"):
         assert (ROOT / script).stat().st_mode & 0o111, script
     assert "./scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_readme_is_a_short_users_guide():
+    lines = README.count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move details to docs/"
+    for heading in ("## The two commands", "## Deploying locally", "## Deploying to Kubernetes",
+                    "## Using it", "## Configuration", "## Documentation"):
+        assert re.search(f"^{re.escape(heading)}$", README, re.M), heading
+
+
+@pytest.mark.parametrize("doc", ["README.md", *sorted(
+    str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))])
+def test_every_relative_link_leads_to_a_file(doc):
+    path = ROOT / doc
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        if not (path.parent / target.split("#")[0]).exists():
+            broken.append(target)
+    assert not broken, f"{doc} links to missing files: {broken}"
+
+
+def test_the_repository_stands_alone():
+    found = []
+    for file in _project_files():
+        text = file.read_bytes().decode("utf-8", errors="replace")
+        for what, pattern in FORBIDDEN.items():
+            for match in pattern.finditer(text):
+                line = text.count("\n", 0, match.start()) + 1
+                found.append(f"{file.relative_to(ROOT)}:{line}: {what} ({match.group(0)!r})")
+    assert not found, "\n".join(found)
