@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[1:])
     try:
         settings = config.load()
-        log.setup(settings.log_level)
+        secrets = [settings.mysql_userpassword[1]] if settings.mysql_userpassword else []
+        log.setup(settings.log_level, settings.log_format, service=name, secrets=secrets)
         return int(module.main(settings, args) or 0)
     except config.ConfigError as exc:
         print(f"kubeface {name}: configuration error: {exc}", file=sys.stderr)

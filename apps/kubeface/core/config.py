@@ -77,6 +77,13 @@ def _path(raw: str) -> Path:
     return Path(_text(raw)).expanduser()
 
 
+def _log_format(raw: str) -> str:
+    fmt = raw.strip().lower()
+    if fmt not in {"text", "json"}:
+        raise ValueError("text or json")
+    return fmt
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -121,6 +128,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BIND_ADDRESS", "bind_address", _text, "127.0.0.1",
              "address the servers listen on (0.0.0.0 in containers)"),
     Variable("LOG_LEVEL", "log_level", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Variable("LOG_FORMAT", "log_format", _log_format, "text",
+             "text (for people) or json (one object per line, for log pipelines)"),
+    Variable("PROCESSOR_METRICS_PORT", "processor_metrics_port", _port, "8082",
+             "processor's /metrics, /healthz and /readyz port"),
+    Variable("FACE_METRICS_PORT", "face_metrics_port", _port, "8083",
+             "face service's /metrics, /healthz and /readyz port"),
     Variable("DB_POOL_SIZE", "db_pool_size", _int_range(1, 100), "5",
              "database connections kept per process"),
     # Face recognition.
@@ -195,6 +208,9 @@ class Settings:
     grpc_port: int
     bind_address: str
     log_level: str
+    log_format: str
+    processor_metrics_port: int
+    face_metrics_port: int
     db_pool_size: int
     face_tolerance: float
     face_max_side: int

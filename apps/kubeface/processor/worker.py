@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from kubeface.core.config import Settings
 from kubeface.core.db import UNAVAILABLE, Database
+from kubeface.core.log import image_context
 from kubeface.core.messages import MalformedMessage, decode_image_id
 from kubeface.processor import store
 from kubeface.processor.breaker import BreakerOpen, FaceServiceBreaker
@@ -66,10 +67,11 @@ class ImageProcessor:
             log.warning("dropping malformed message %r: %s", body[:32], exc)
             return _done(f"malformed: {exc}")
         try:
-            return self._handle(image_id, delivery)
+            with image_context(image_id):
+                return self._handle(image_id, delivery)
         except UNAVAILABLE as exc:
             log.warning("image %d: database unavailable, requeued: %s", image_id,
-                        str(exc).splitlines()[0][:200])
+                        str(exc).splitlines()[0][:200], extra={"image_id": image_id})
             return self._later(self.backoff(delivery), "database unavailable")
 
     def _handle(self, image_id: int, delivery: int) -> Verdict:
