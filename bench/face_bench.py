@@ -6,7 +6,7 @@ Usage: .venv/bin/python bench/face_bench.py [--rounds N] [--skip-original]
 Rows: the bare face_recognition library called directly (load + detect + encode), at full size
 and with the service's longest-side cap; the service's per-image latency through gRPC (one call
 at a time); its throughput with one worker process and with one per CPU; threads (each with its
-own dlib models) against processes for the same work; and the original design (every known
+own dlib models) against processes for the same work; and the article's design (every known
 image re-encoded on every request) against the service at 1, 10 and 100 known people (for 10 and
 100 the sample photos are filed again under more names). The machine is shared: the load
 average is printed before and after, and only ratios within this run are compared.
@@ -244,7 +244,7 @@ def main() -> int:
                      f"{procs / one:.2f}x one thread"))
         print("threads/processes done", flush=True)
 
-        # The original design against the service, by number of known people.
+        # The article's design against the service, by number of known people.
         probe = unknown / "obama2.jpg"
         for people in (1, 10, 100):
             if people == 100 and args.skip_original:

@@ -2,7 +2,7 @@
 """End-to-end throughput of the pipeline against the bare face library, on the same images and
 the same cores.
 
-Usage: .venv/bin/python bench/pipeline_bench.py [--rounds 6] [--in-flight 4]
+Usage: .venv/bin/python bench/pipeline_bench.py [--rounds 4] [--repeat 2] [--in-flight 4]
 
 * bare: ``face_recognition`` itself (HOG detection with upsample 1, 5-point encodings with one
   jitter, ``face_distance`` against the known encodings) in one process per core, each image

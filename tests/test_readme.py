@@ -29,8 +29,8 @@ _SKIP_DIRS = {".git", ".venv", ".tools", ".artifacts", "node_modules", "__pycach
 def _project_files() -> list:
     """Every file of the repository: tracked and new ones (git), else a walk of the tree."""
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                             cwd=ROOT, capture_output=True, check=True).stdout
+        command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+        out = subprocess.run(command, cwd=ROOT, capture_output=True, check=True).stdout
         files = [ROOT / name for name in out.decode().split("\0") if name]
     except (OSError, subprocess.CalledProcessError):
         files = [p for p in ROOT.rglob("*") if not _SKIP_DIRS & set(p.relative_to(ROOT).parts)]

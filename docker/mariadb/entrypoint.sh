@@ -23,8 +23,8 @@ sql_name() { printf '`%s`' "${1//\`/\`\`}"; }
 if [ "$1" = "mariadbd" ] && [ ! -d "$datadir/mysql" ]; then
   for v in MYSQL_ROOT_PASSWORD MYSQL_DATABASE MYSQL_USER MYSQL_PASSWORD; do file_env "$v"; done
   echo "entrypoint: initialising $datadir"
-  # --user makes it chown the datadir, which only root may do: a non-root pod on a volume it
-  # can write but does not own (fsGroup, hostPath 0777) failed with "Operation not permitted".
+  # --user only as root: it makes mariadb-install-db chown the datadir, which a non-root pod on a
+  # volume it may write but does not own (fsGroup, hostPath 0777) is not permitted to do.
   # The socket account stays this user's either way (the init SQL below connects as it).
   user_opt=(); [ "$(id -u)" != 0 ] || user_opt=(--user="$(id -un)")
   mariadb-install-db --datadir="$datadir" "${user_opt[@]}" --skip-test-db \
