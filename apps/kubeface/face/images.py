@@ -7,13 +7,15 @@ header and checked before any pixel is decoded (a decompression bomb is refused 
 
 from __future__ import annotations
 
-import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from kubeface.core import paths
 
 NOT_FOUND = "not_found"
 INVALID = "invalid"
@@ -51,32 +53,39 @@ class Loaded:
 
 def load(path: Path, max_side: int, max_pixels: int) -> Loaded:
     """The image at ``path``, upright (EXIF), longest side at most ``max_side`` (0: as is)."""
-    name = path.name
+    name = paths.shown(path.name)
     try:
-        # Only regular files: opening a FIFO or a device would block or never end.
-        if path.exists() and not stat.S_ISREG(path.stat().st_mode):
-            kind = "a directory" if path.is_dir() else "not a regular file"
-            raise ImageError(INVALID, f"{name!r} is {kind}, not an image")
-        im = Image.open(path)
+        file = paths.open_image(path)
     except FileNotFoundError:
-        raise ImageError(NOT_FOUND, f"image {name!r} does not exist") from None
-    except IsADirectoryError:
-        raise ImageError(INVALID, f"{name!r} is a directory, not an image") from None
+        raise ImageError(NOT_FOUND, f"image {name} does not exist") from None
+    except paths.NotAFile as exc:
+        raise ImageError(INVALID, str(exc)) from None
     except PermissionError:
-        raise ImageError(INVALID, f"image {name!r} cannot be read: permission denied") from None
+        raise ImageError(INVALID, f"image {name} cannot be read: permission denied") from None
+    except OSError as exc:
+        raise ImageError(INVALID, f"image {name} cannot be read: {exc.strerror}") from None
+    with file:
+        return _decode(file, name, max_side, max_pixels)
+
+
+def _decode(file: BinaryIO, name: str, max_side: int, max_pixels: int) -> Loaded:
+    try:
+        im = Image.open(file)
     except UnidentifiedImageError:
-        raise ImageError(INVALID, f"{name!r} is not an image (or not in a format that can be "
+        raise ImageError(INVALID, f"{name} is not an image (or not in a format that can be "
                                   "read: JPEG, PNG, GIF, BMP, WebP, TIFF)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(INVALID, f"image {name!r} is too large: {exc}") from None
+    except Image.DecompressionBombError:
+        # Pillow's own check (twice its MAX_IMAGE_PIXELS): the limit that applies is ours.
+        raise ImageError(INVALID, f"image {name} has more than the {max_pixels} pixels "
+                                  "allowed (FACE_MAX_PIXELS); refused before decoding") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(INVALID, f"image {name!r} cannot be read: {exc}") from None
+        raise ImageError(INVALID, f"image {name} cannot be read: {_said(exc)}") from None
     with im:
         width, height = im.size
         if width <= 0 or height <= 0:
-            raise ImageError(INVALID, f"image {name!r} has no pixels ({width}x{height})")
+            raise ImageError(INVALID, f"image {name} has no pixels ({width}x{height})")
         if width * height > max_pixels:
-            raise ImageError(INVALID, f"image {name!r} is {width}x{height} = {width * height} "
+            raise ImageError(INVALID, f"image {name} is {width}x{height} = {width * height} "
                                       f"pixels, more than the {max_pixels} allowed "
                                       "(FACE_MAX_PIXELS); refused before decoding")
         try:
@@ -101,9 +110,14 @@ def load(path: Path, max_side: int, max_pixels: int) -> Loaded:
             pixels = np.asarray(rgb, dtype=np.uint8)
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
             reason = "truncated" if "truncated" in str(exc) else "damaged"
-            raise ImageError(INVALID, f"image {name!r} is {reason} and cannot be decoded: "
-                                      f"{exc}") from None
+            raise ImageError(INVALID, f"image {name} is {reason} and cannot be decoded: "
+                                      f"{_said(exc)}") from None
     return Loaded(pixels, width, height)
+
+
+def _said(exc: BaseException) -> str:
+    """What a decoder said, cut short: the message must stay small."""
+    return paths.cut(exc, 200)
 
 
 def _scaled(width: int, height: int, max_side: int) -> tuple[int, int]:

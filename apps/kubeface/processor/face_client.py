@@ -4,7 +4,9 @@ One gRPC channel per process, reused by every call. Errors are sorted here, once
 
 * :class:`ImageError` -- NOT_FOUND / INVALID_ARGUMENT: the image's own fault (missing file, not
   an image, outside the root). Permanent: the image is failed with the reason; the service
-  answered, so the breaker does not count it.
+  answered, so the breaker does not count it. RESOURCE_EXHAUSTED too: the service sets no
+  limit on calls, so it means that this image's answer was too large to pass (a later try would
+  be no smaller), not that the service is in trouble.
 * :class:`ServiceTrouble` -- any other answer that is not a result (INTERNAL, an outcome this
   version does not know, ...): transient for the image, not counted by the breaker either.
 * everything else (transport errors, UNAVAILABLE, DEADLINE_EXCEEDED) is the service being away:
@@ -12,6 +14,8 @@ One gRPC channel per process, reused by every call. Errors are sorted here, once
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -29,7 +33,9 @@ _CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),
 ]
 
-_PERMANENT = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}
+_PERMANENT = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT,
+              grpc.StatusCode.RESOURCE_EXHAUSTED}
+REASON_LENGTH = 500
 _SERVICE_DOWN = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
@@ -49,18 +55,21 @@ def describe(exc: BaseException) -> str:
     """A short, single-line reason for ``images.last_error``."""
     if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
         details = (exc.details() or "").splitlines()[0:1]
-        return f"face service {exc.code().name}: {details[0] if details else ''}".strip(": ")
-    return f"{type(exc).__name__}: {exc}"[:500]
+        reason = f"face service {exc.code().name}: {details[0] if details else ''}".strip(": ")
+        return reason[:REASON_LENGTH]
+    return f"{type(exc).__name__}: {exc}"[:REASON_LENGTH]
 
 
 class FaceClient:
     """Identify and health check over one channel."""
 
-    def __init__(self, address: str, timeout: float, health_timeout: float = 2.0) -> None:
+    def __init__(self, address: str, timeout: float, health_timeout: float = 2.0,
+                 channel_options: list[tuple[str, Any]] | None = None) -> None:
         self.address = address
         self.timeout = timeout
         self.health_timeout = min(health_timeout, timeout)
-        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._channel = grpc.insecure_channel(
+            address, options=[*_CHANNEL_OPTIONS, *(channel_options or [])])
         self._identity = face_pb2_grpc.IdentityStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -73,8 +82,10 @@ class FaceClient:
             )
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else None
+            if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise ImageError(describe(exc)) from None
             if code in _PERMANENT:
-                raise ImageError(exc.details() or code.name) from None
+                raise ImageError((exc.details() or code.name)[:REASON_LENGTH]) from None
             if code in _SERVICE_DOWN or code is None:
                 raise
             raise ServiceTrouble(describe(exc)) from None
