@@ -8,6 +8,7 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
 from kubeface.core.config import VARIABLES
 from tests.support.procs import ROOT
@@ -84,3 +85,38 @@ def test_the_repository_stands_alone():
                 line = text.count("\n", 0, match.start()) + 1
                 found.append(f"{file.relative_to(ROOT)}:{line}: {what} ({match.group(0)!r})")
     assert not found, "\n".join(found)
+
+
+ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "meta/argument_specs.yml").exists())
+_ABBREVIATIONS = {"dir": "directory", "min": "minimum", "max": "maximum", "num": "number"}
+_FILLER = {"a", "an", "the", "of", "for", "to", "in", "on", "its", "it", "is", "set", "by"}
+
+
+def _words(text: str) -> set:
+    text = re.sub(r"\(?group_vars/\S*\)?", "", text.lower())
+    words = set(re.findall(r"[a-z0-9]+", text)) - _FILLER
+    return {_ABBREVIATIONS.get(w, w) for w in words}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_every_role_documents_its_inputs(role):
+    """A README names every input, and no description only restates its variable's name."""
+    readme = role / "README.md"
+    assert readme.exists(), f"{role.name} has no README.md"
+    text = readme.read_text()
+    specs = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]
+    missing, restating = [], []
+    for entry in specs.values():
+        for name, option in (entry.get("options") or {}).items():
+            if name.startswith("kube_face_"):
+                # Project-wide settings: the README may list them or point at group_vars.
+                pass
+            elif f"`{name}`" not in text:
+                missing.append(name)
+            description = option.get("description") or ""
+            if isinstance(description, list):
+                description = " ".join(description)
+            if _words(description) <= _words(name.replace("_", " ")) | {"k8s"}:
+                restating.append(f"{name}: {description!r}")
+    assert not missing, f"{role.name}/README.md does not mention {missing}"
+    assert not restating, f"{role.name} descriptions that only restate the name: {restating}"
