@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from kubeface.core.db import Database
 from tests.support.face import FaceService
 from tests.support.procs import ROOT
 
@@ -45,9 +46,10 @@ def sample_images(photos: Path, image_dirs: tuple[Path, Path]) -> dict[str, dict
 
 
 @pytest.fixture
-def face_service(tmp_path: Path, service_env: dict[str, str],
+def face_service(tmp_path: Path, service_env: dict[str, str], db: Database,
                  sample_images: dict[str, dict]) -> Iterator[FaceService]:
-    """A started face service (SERVING) on the sample images, stopped afterwards."""
+    """A started face service (SERVING) on the sample images, stopped afterwards. It imports
+    the known folder into the test's database (migrated first, by ``db``)."""
     service = FaceService(tmp_path / "face-service", service_env).start()
     yield service
     service.stop()

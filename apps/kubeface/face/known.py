@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kubeface.core import known_people
+from kubeface.core import known_people, matching
+from kubeface.core.db import Database
 from kubeface.face.engine import JITTERS, UPSAMPLE, Analysis
 from kubeface.face.images import ImageError
 
@@ -39,6 +40,9 @@ class KnownSet:
     image_names: tuple[str, ...]
     persons: tuple[str, ...]
     images: int  # known image files seen (some may have had no face)
+    # Database ids of each row's photo and person; empty when read from the folder alone.
+    photo_ids: tuple[int, ...] = ()
+    person_ids: tuple[int, ...] = ()
     squared: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -170,6 +174,13 @@ def load(folder: Path, cache: EncodingCache, analyse_many: AnalyseMany) -> Known
                            f"folder {folder}")
     return KnownSet(np.asarray(rows, dtype=np.float32), tuple(names), tuple(persons),
                     len(entries))
+
+
+def from_database(db: Database) -> KnownSet:
+    """Every person's photos as stored in the database (may be none: nobody is known yet)."""
+    table = matching.load_known(db)
+    return KnownSet(table.matrix, table.files, table.names, len(table),
+                    tuple(table.photo_ids.tolist()), tuple(table.person_ids.tolist()))
 
 
 def snapshot(folder: Path) -> tuple:

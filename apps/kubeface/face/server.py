@@ -6,6 +6,11 @@ face_recognition's module-level models crashed the interpreter, and processes sc
 ``bench/face_bench.py``). The health service says NOT_SERVING until the known faces are loaded;
 KNOWN_PEOPLE is polled for changes and reloaded without a restart; SIGTERM drains the calls in
 flight, then exits.
+
+With a database (MYSQL_USERPASSWORD set) the known faces are the people's photos stored there,
+shared by every replica: KNOWN_PEOPLE is imported into it (only new or changed files are
+encoded), and the people version is polled every second, so a change made through the API is
+matched within seconds and a restart encodes nothing. Without one, KNOWN_PEOPLE is read directly.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from facerecog import face_pb2, face_pb2_grpc
-from kubeface.core import paths
+from kubeface import enrol
+from kubeface.core import known_people, matching, paths
 from kubeface.core.config import Settings
+from kubeface.core.db import UNAVAILABLE, Database
 from kubeface.face import engine, known
 from kubeface.face.engine import Analysis
 from kubeface.face.images import NOT_FOUND, ImageError
@@ -36,6 +43,7 @@ log = logging.getLogger("kubeface.face")
 
 SERVICE_NAME = "facerecog.Identity"
 POLL_SECONDS = 2.0  # how often KNOWN_PEOPLE is checked for changes
+VERSION_POLL_SECONDS = 1.0  # how often the database's people version is checked
 DRAIN_SECONDS = 30.0  # longest wait for calls in flight at SIGTERM
 
 
@@ -79,6 +87,9 @@ class Recogniser:
         self.root = settings.unknown_people
         self.cache = known.EncodingCache(settings.face_cache_dir, settings.face_max_side)
         self.known: known.KnownSet | None = None
+        # The shared source of known faces; None reads KNOWN_PEOPLE alone.
+        self.db = Database(settings) if settings.mysql_userpassword else None
+        self.version: int | None = None  # the people version self.known was loaded at
         self._pool_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._pool = self._new_pool()
@@ -148,10 +159,15 @@ class Recogniser:
         return results
 
     def reload(self) -> known.KnownSet:
-        """Read KNOWN_PEOPLE again (cached encodings are reused) and swap the known set."""
+        """Read KNOWN_PEOPLE again (cached encodings are reused) and swap the known set; with a
+        database, import the folder into it first and load every person's photos from it."""
         with self._reload_lock:
             started = time.monotonic()
-            new = known.load(self.settings.known_people, self.cache, self._run_many)
+            if self.db is None:
+                new = known.load(self.settings.known_people, self.cache, self._run_many)
+            else:
+                self._import_folder()
+                new = self._load_database()
             self.known = new
             log.info("known faces loaded: %d face(s) of %d people from %d image(s) in %s "
                      "(%.2fs)", new.faces, new.people, new.images, self.settings.known_people,
@@ -159,6 +175,39 @@ class Recogniser:
         for callback in self.on_loaded:
             callback(new)
         return new
+
+    def _import_folder(self) -> None:
+        folder = self.settings.known_people
+        if not folder.is_dir():
+            log.info("known-people folder %s does not exist: nothing to import", folder)
+            return
+        try:
+            done = enrol.import_encodings(self.db, folder, self._run_many)
+        except known_people.ManifestError as exc:
+            log.error("known-people folder not imported: %s", exc)
+            return
+        log.info("known folder imported: %d file(s) encoded, %d folder photo(s), %d removed",
+                 done.encoded, done.photos, done.removed)
+
+    def _load_database(self) -> known.KnownSet:
+        version = matching.version(self.db)
+        new = known.from_database(self.db)
+        self.version = version
+        return new
+
+    def reload_if_changed(self) -> bool:
+        """Load the known faces from the database when its people version moved."""
+        if self.db is None or matching.version(self.db) == self.version:
+            return False
+        with self._reload_lock:
+            started = time.monotonic()
+            new = self._load_database()
+            self.known = new
+        log.info("known faces reloaded from the database: %d face(s) of %d people (%.2fs)",
+                 new.faces, new.people, time.monotonic() - started)
+        for callback in self.on_loaded:
+            callback(new)
+        return True
 
     def identify(self, image_path: str,
                  is_active: Callable[[], bool] | None = None) -> face_pb2.IdentifyResponse:
@@ -188,10 +237,14 @@ class Recogniser:
             distance = float(distances[i])
             matched = distance <= tolerance
             name = current.image_names[closest[i]] if matched else ""
+            ids = matched and bool(current.photo_ids)
             faces.append(face_pb2.Face(
                 box=face_pb2.Box(top=top, right=right, bottom=bottom, left=left),
                 image_name=name, person=current.persons[closest[i]] if matched else "",
                 distance=distance, matched=matched,
+                encoding=analysis.encodings[i].tolist(),
+                photo_id=current.photo_ids[closest[i]] if ids else 0,
+                person_id=current.person_ids[closest[i]] if ids else 0,
             ))
         faces.sort(key=lambda f: (f.box.left, f.box.top))
         response = face_pb2.IdentifyResponse(faces=faces, width=analysis.width,
@@ -210,6 +263,8 @@ class Recogniser:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.db is not None:
+            self.db.close()
 
 
 class IdentityServicer(face_pb2_grpc.IdentityServicer):
@@ -238,21 +293,36 @@ class IdentityServicer(face_pb2_grpc.IdentityServicer):
 
 
 def watch(recogniser: Recogniser, stop: threading.Event) -> None:
-    """Load the known faces, then reload whenever KNOWN_PEOPLE changes (polled)."""
+    """Load the known faces, then reload whenever KNOWN_PEOPLE changes (polled), and with a
+    database whenever its people version moves."""
     folder = recogniser.settings.known_people
     tried: tuple | None = None
+    next_folder_check = 0.0
     while not stop.is_set():
-        current = known.snapshot(folder)
-        if current != tried:
-            tried = current
+        if time.monotonic() >= next_folder_check:
+            next_folder_check = time.monotonic() + POLL_SECONDS
+            current = known.snapshot(folder)
+            if current != tried:
+                tried = current
+                try:
+                    recogniser.reload()
+                except known.NoKnownFaces as exc:
+                    state = ("keeping the faces loaded before" if recogniser.known
+                             else "NOT_SERVING")
+                    log.error("known faces not loaded (%s): %s", state, exc)
+                except UNAVAILABLE as exc:
+                    tried = None  # try again at the next check
+                    log.warning("known faces not loaded, the database is unavailable: %s",
+                                str(exc).splitlines()[0][:200])
+                except Exception:
+                    tried = None  # e.g. the schema is not migrated yet
+                    log.exception("reloading the known faces failed")
+        if recogniser.db is not None and recogniser.known is not None:
             try:
-                recogniser.reload()
-            except known.NoKnownFaces as exc:
-                state = "keeping the faces loaded before" if recogniser.known else "NOT_SERVING"
-                log.error("known faces not loaded (%s): %s", state, exc)
-            except Exception:
-                log.exception("reloading the known faces failed")
-        stop.wait(POLL_SECONDS)
+                recogniser.reload_if_changed()
+            except Exception as exc:
+                log.warning("people version not checked: %s", str(exc).splitlines()[0][:200])
+        stop.wait(VERSION_POLL_SECONDS if recogniser.db is not None else POLL_SECONDS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,11 +10,13 @@ out and whose image was claimed again cannot overwrite the newer claim's result.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import records
 
 from facerecog import face_pb2
+from kubeface.core import matching
 from kubeface.core.db import Database, execute
 from kubeface.core.statuses import TERMINAL, Status
 
@@ -114,6 +116,9 @@ def record_result(db: Database, claimed: Claim, response: face_pb2.IdentifyRespo
             for name in {f.image_name for f in response.faces if f.image_name}
             | ({response.image_name} if response.image_name else set())
         }
+        for face in response.faces:
+            if face.person_id:  # the service matched a photo stored in the database
+                people[face.image_name] = face.person_id
         person_id = people.get(response.image_name) if status == Status.PROCESSED else None
         if status == Status.PROCESSED and person_id is None:
             # The face service knows a picture the database does not: enrolment is behind.
@@ -132,14 +137,22 @@ def record_result(db: Database, claimed: Claim, response: face_pb2.IdentifyRespo
         for index, face in enumerate(response.faces):
             conn.query(
                 "INSERT INTO faces (image_id, face_index, box_top, box_right, box_bottom,"
-                " box_left, person_id, known_image, distance)"
-                " VALUES (:id, :i, :t, :r, :b, :l, :p, :k, :d)",
+                " box_left, person_id, known_image, photo_id, distance, encoding)"
+                " VALUES (:id, :i, :t, :r, :b, :l, :p, :k, :ph, :d, :e)",
                 id=claimed.image_id, i=index, t=face.box.top, r=face.box.right,
                 b=face.box.bottom, l=face.box.left,
-                p=people.get(face.image_name) if face.matched else None,
-                k=face.image_name or None, d=face.distance,
+                p=(face.person_id or people.get(face.image_name)) if face.matched else None,
+                k=face.image_name or None, ph=face.photo_id or None,
+                # No one known at all: no distance (MySQL cannot store infinity).
+                d=face.distance if math.isfinite(face.distance) else None,
+                e=_encoding(face),
             )
     return True
+
+
+def _encoding(face: face_pb2.Face) -> bytes | None:
+    """The face's encoding as stored, so it can be matched again without detection."""
+    return matching.encode(face.encoding) if len(face.encoding) == matching.DIMENSIONS else None
 
 
 def record_failure(db: Database, claimed: Claim, reason: str, retryable: bool) -> bool:

@@ -12,6 +12,7 @@ import logging
 import random
 from dataclasses import dataclass
 
+from kubeface.core import matching
 from kubeface.core.config import Settings
 from kubeface.core.db import UNAVAILABLE, Database
 from kubeface.core.log import image_context
@@ -49,6 +50,7 @@ class ImageProcessor:
         self.max_attempts = settings.processor_max_attempts
         self.base_delay = settings.processor_requeue_seconds
         self.max_delay = settings.processor_max_requeue_seconds
+        self.tolerance = settings.face_tolerance
 
     def backoff(self, delivery: int) -> float:
         """Growing delay for the ``delivery``-th try of a message, with jitter so a crowd of
@@ -121,6 +123,9 @@ class ImageProcessor:
                      reason, delay)
             return self._later(delay, reason)
         if store.record_result(self.db, claimed, response):
+            if matching.has_rejections(self.db, image_id):
+                # A person was told this face is not them: match it without them.
+                matching.rematch(self.db, self.tolerance, [image_id])
             log.info("image %d: %s (%d faces)", image_id, store.OUTCOME_STATUS[response.outcome],
                      len(response.faces))
             return _done("recorded")
