@@ -20,7 +20,7 @@ from PIL import Image as PILImage
 from kubeface.core import image_queries, web
 from kubeface.core.config import Settings
 from kubeface.core.db import Database
-from kubeface.core.paths import PathError, real_file
+from kubeface.core.paths import PathError, open_image, real_file
 from kubeface.core.statuses import Status
 
 log = logging.getLogger(__name__)
@@ -52,16 +52,16 @@ class Picture:
 
 
 def picture(stored_path: str, root: Path) -> Picture:
-    """Open the file only through :func:`real_file` (inside the image root, links resolved)."""
+    """Open the file only through :func:`real_file` (inside the image root, links resolved)
+    and :func:`open_image` (a regular file, never a blocking open)."""
     try:
         path = real_file(stored_path, root)
-    except PathError as exc:
-        return Picture(problem=str(exc))
-    try:
-        with PILImage.open(path) as im:
+        with open_image(path) as file, PILImage.open(file) as im:
             width, height = im.size
             orientation = im.getexif().get(0x0112, 1)
             mime = PILImage.MIME.get(im.format or "")
+    except PathError as exc:
+        return Picture(problem=str(exc))
     except FileNotFoundError:
         return Picture(problem="the file is not in the image folder")
     except Exception as exc:  # any undecodable file is "not an image", never a crash
