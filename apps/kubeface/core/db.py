@@ -15,6 +15,7 @@ from typing import Any
 
 import records
 import sqlalchemy.exc
+import sqlalchemy.pool
 from sqlalchemy.engine import URL
 
 from kubeface.core.config import Settings
@@ -83,6 +84,11 @@ class Database:
         """Run one writing statement in its own transaction; returns the rows it matched."""
         with self.transaction() as conn:
             return execute(conn, sql, **params)
+
+    @property
+    def pool(self) -> sqlalchemy.pool.Pool:
+        """The connection pool (its use is shown in the metrics)."""
+        return self._db.get_engine().pool
 
     def ping(self) -> None:
         """Raise one of :data:`UNAVAILABLE` when the database cannot answer."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kubeface.core import metrics
 from kubeface.face import images
 
 UPSAMPLE = 1  # face_recognition's default: finds faces down to about 40 pixels
@@ -117,13 +118,15 @@ def init_worker(max_side: int, max_pixels: int) -> None:
     Image.MAX_IMAGE_PIXELS = max_pixels
     _engine = Engine()
     _limits = (max_side, max_pixels)
+    metrics.face().worker_started()
 
 
 def analyse(path: str) -> Analysis:
     """Run in a worker process: the faces of the image at ``path`` (already checked)."""
     if _engine is None:
         raise RuntimeError("engine.init_worker was not run in this process")
-    return _engine.analyse(Path(path), *_limits)
+    with metrics.face().analysis():
+        return _engine.analyse(Path(path), *_limits)
 
 
 def warm(_: int = 0) -> int:

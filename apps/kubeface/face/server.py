@@ -32,10 +32,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from facerecog import face_pb2, face_pb2_grpc
 from kubeface import enrol
-from kubeface.core import known_people, matching, paths
+from kubeface.core import known_people, matching, metrics, paths
 from kubeface.core.config import Settings
 from kubeface.core.db import UNAVAILABLE, Database
-from kubeface.face import engine, known
+from kubeface.face import engine, known, observe
 from kubeface.face.engine import Analysis
 from kubeface.face.images import NOT_FOUND, ImageError
 
@@ -277,10 +277,12 @@ class IdentityServicer(face_pb2_grpc.IdentityServicer):
             response = self.recogniser.identify(request.image_path, context.is_active)
         except Refused as exc:
             log.info("identify %r: %s %s", request.image_path, exc.code.name, exc.message)
+            metrics.face().identified(exc.code.name, started)
             context.abort(exc.code, exc.message)
         log.info("identify %r: %s, %d face(s), %s (%.0f ms)", request.image_path,
                  face_pb2.Outcome.Name(response.outcome), len(response.faces),
                  response.person or "-", (time.monotonic() - started) * 1000)
+        metrics.face().identified(face_pb2.Outcome.Name(response.outcome), started)
         return response
 
     def Reload(self, request, context):
@@ -333,6 +335,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(settings: Settings, args: argparse.Namespace) -> int:
     workers = args.workers if getattr(args, "workers", None) else settings.face_workers
     workers = workers or available_cpus()
+    # Before any metric exists and before the workers start: they inherit the mode.
+    metrics_cleanup = metrics.use_multiprocess()
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -344,6 +348,14 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     recogniser.on_loaded.append(serving)
+    try:
+        metrics_port = observe.start(settings, recogniser)
+    except OSError as exc:
+        log.error("cannot serve metrics on %s:%d (FACE_METRICS_PORT): %s",
+                  settings.bind_address, settings.face_metrics_port, exc)
+        recogniser.close()
+        metrics_cleanup()
+        return 1
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max(8, workers * 4),
                                    thread_name_prefix="grpc"),
@@ -360,6 +372,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     if not bound:
         log.error("cannot listen on %s (in use, or not an address of this machine)", address)
         recogniser.close()
+        metrics_port.stop()
+        metrics_cleanup()
         return 1
 
     stop = threading.Event()
@@ -382,5 +396,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         health_servicer.enter_graceful_shutdown()
         server.stop(DRAIN_SECONDS).wait()
         recogniser.close()
+        metrics_port.stop()
+        metrics_cleanup()
     log.info("stopped")
     return 0

@@ -17,7 +17,7 @@ from typing import Any
 import bottle
 from PIL import Image as PILImage
 
-from kubeface.core import image_queries, web
+from kubeface.core import image_queries, metrics, web
 from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.paths import PathError, open_image, real_file
@@ -176,7 +176,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings)
     frontend = Frontend(settings, db)
     try:
-        return web.serve(frontend.app, settings.bind_address, settings.frontend_port,
+        return web.serve(metrics.instrument(frontend.app, "frontend", db),
+                         settings.bind_address, settings.frontend_port,
                          "frontend", threads=args.threads)
     finally:
         db.close()

@@ -7,6 +7,7 @@ import logging
 
 from kubeface.core.config import Settings
 from kubeface.core.db import Database
+from kubeface.processor import observe
 from kubeface.processor.breaker import FaceServiceBreaker
 from kubeface.processor.consumer import Consumer
 from kubeface.processor.face_client import FaceClient, ImageError, ServiceTrouble
@@ -40,7 +41,17 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings)
     face = FaceClient(settings.grpc_address, settings.grpc_timeout_seconds)
     try:
-        Consumer(settings, build(settings, db, face)).run()
+        consumer = Consumer(settings, build(settings, db, face))
+        try:
+            port = observe.start(settings, db, consumer)
+        except OSError as exc:
+            log.error("cannot serve metrics on %s:%d (PROCESSOR_METRICS_PORT): %s",
+                      settings.bind_address, settings.processor_metrics_port, exc)
+            return 1
+        try:
+            consumer.run()
+        finally:
+            port.stop()
     finally:
         face.close()
         db.close()

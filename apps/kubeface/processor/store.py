@@ -19,6 +19,7 @@ from facerecog import face_pb2
 from kubeface.core import matching
 from kubeface.core.db import Database, execute
 from kubeface.core.statuses import TERMINAL, Status
+from kubeface.processor import observe
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ def record_result(db: Database, claimed: Claim, response: face_pb2.IdentifyRespo
                 d=face.distance if math.isfinite(face.distance) else None,
                 e=_encoding(face),
             )
+    observe.settled(db, claimed.image_id, status.value)
     return True
 
 
@@ -166,6 +168,7 @@ def record_failure(db: Database, claimed: Claim, reason: str, retryable: bool) -
         ):
             return False
         conn.query("DELETE FROM faces WHERE image_id = :id", id=claimed.image_id)
+    observe.settled(db, claimed.image_id, Status.FAILED.value)
     return True
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import bottle
 import sqlalchemy.exc
 
-from kubeface.core import image_queries, web
+from kubeface.core import image_queries, metrics, web
 from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.paths import PathError, canonical
@@ -182,6 +182,7 @@ class Receiver:
         return json.dumps({"error": message})
 
     def _publish(self, ids: list[int]) -> tuple[bool, str]:
+        metrics.http().posted(len(ids))  # only new images are published
         if not ids:
             return True, "nothing new to publish"
         try:
@@ -287,7 +288,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     publisher = Publisher(settings.nsqd_http_address)
     receiver = Receiver(settings, db, publisher)
     try:
-        return web.serve(receiver.app, settings.bind_address, settings.receiver_port,
+        return web.serve(metrics.instrument(receiver.app, "receiver", db),
+                         settings.bind_address, settings.receiver_port,
                          "receiver", threads=args.threads)
     finally:
         db.close()

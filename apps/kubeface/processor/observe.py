@@ -1,0 +1,65 @@
+"""The processor's metrics and health port (``PROCESSOR_METRICS_PORT``).
+
+``/healthz`` is the liveness probe: it asks the NSQ event loop to run a no-op and fails when it
+does not within :data:`LOOP_SECONDS` (a wedged processor holds its messages and takes no new
+ones; restarting it hands them to another). ``/readyz``: the database answers and the consumer
+is connected to at least one nsqd.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from kubeface.core import metrics, metrics_server
+from kubeface.core.config import Settings
+from kubeface.core.db import Database
+
+if TYPE_CHECKING:  # the consumer imports the store, which imports this module
+    from kubeface.processor.consumer import Consumer
+
+log = logging.getLogger(__name__)
+
+LOOP_SECONDS = 10.0
+
+
+def settled(db: Database, image_id: int, status: str) -> None:
+    """Count an image that reached ``status`` and how long it took since its post (the row's
+    own clock: ``updated_at`` is the write that settled it)."""
+    seconds = None
+    try:
+        seconds = db.query(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, created_at, updated_at) / 1e6 AS s"
+            " FROM images WHERE id = :id", id=image_id)[0].s
+    except Exception as exc:  # the outcome is stored; only the histogram misses one value
+        log.warning("image %d: settle time not measured: %s", image_id, exc)
+    metrics.processor().image_settled(status, None if seconds is None else float(seconds))
+
+
+def start(settings: Settings, db: Database, consumer: Consumer) -> metrics_server.MetricsServer:
+    """Watch the consumer, the breaker, the pool and nsqd, and serve the port."""
+    observed = metrics.processor()
+    observed.watch_breaker(consumer.processor.breaker)
+    observed.watch_in_flight(lambda: len(consumer.in_flight), consumer.max_in_flight)
+    observed.watch_nsq(settings.nsq_lookup_address)
+    metrics.watch_pool("processor", db)
+
+    def loop_alive() -> tuple[bool, str]:
+        ran = threading.Event()
+        consumer.loop.add_callback(ran.set)
+        if ran.wait(LOOP_SECONDS):
+            return True, f"event loop running, {len(consumer.in_flight)} message(s) in flight"
+        return False, f"the NSQ event loop has not run a callback for {LOOP_SECONDS:.0f}s"
+
+    def ready() -> tuple[bool, str]:
+        try:
+            db.ping()
+        except Exception as exc:
+            return False, f"database unreachable ({type(exc).__name__})"
+        if not consumer.reader.conns:
+            return False, "not connected to any nsqd yet"
+        return True, f"consuming from {len(consumer.reader.conns)} nsqd"
+
+    return metrics_server.start(settings.bind_address, settings.processor_metrics_port,
+                                "processor", healthz=loop_alive, readyz=ready)
