@@ -21,7 +21,8 @@ FORBIDDEN = {
     "a path outside the repository": re.compile(r"\.\./shared"),
     "notes kept outside the repository": re.compile(r"\b(?:ENVIRONMENT|DESIGN)\.md\b"),
     "an issue number": re.compile(r"\bissues?\s*#?[0-9]+", re.I),
-    "narration of the build machines": re.compile(r"\bthese machines\b|\bother engineers\b", re.I),
+    "narration of the build machines": re.compile(r"\b(?:these\s+machines|other\s+engineers)\b",
+                                                  re.I),
 }
 # Folders that are not the project's text: generated, installed or produced by runs.
 _SKIP_DIRS = {".git", ".venv", ".tools", ".artifacts", "node_modules", "__pycache__", ".cache"}
