@@ -16,7 +16,8 @@
 #   KUBE_FACE_BUILD_JOBS   go build -p (default 1: this is a shared 2-core box)
 #   KUBE_FACE_NICE         nice level for the compiler (default 19)
 #   GOMODCACHE / GOCACHE   default to $KUBE_FACE_CACHE/go/{mod,build}
-# Prints the bin directory on the last line of stdout.
+# Prints the bin directory on the last line of stdout. Sourced, it defines the build functions
+# and runs nothing (scripts/airgap/kit.sh builds the minikube kit with them).
 set -euo pipefail
 
 K8S_VERSION=${KUBE_FACE_K8S_VERSION:-v1.34.12}
@@ -26,7 +27,7 @@ CACHE=${KUBE_FACE_CACHE:-$HOME/.cache/kube-face}
 JOBS=${KUBE_FACE_BUILD_JOBS:-1}
 NICE=${KUBE_FACE_NICE:-19}
 NODE=${KUBE_FACE_CLUSTER_NODE:-kwok}
-[ "${1:-}" = --node ] && NODE=real
+[ "${BASH_SOURCE[0]}" = "$0" ] && [ "${1:-}" = --node ] && NODE=real
 
 ROOT="$CACHE/k8s/$K8S_VERSION"
 BIN="$ROOT/bin"
@@ -48,9 +49,12 @@ log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 now() { date +%s; }
 T0=$(now)
 
-# One build at a time per cache (two engineers, or CI and a person, may race).
-exec 9>"$ROOT/.build.lock"
-if ! flock -n 9; then log "another build holds $ROOT/.build.lock; waiting"; flock 9; fi
+# One build at a time per cache (two builds, or CI and a person, may race). Released when
+# the process exits; scripts that source this file hold it too.
+build_lock() {
+  exec 9>"$ROOT/.build.lock"
+  if ! flock -n 9; then log "another build holds $ROOT/.build.lock; waiting"; flock 9; fi
+}
 
 GOVER=$("$GO" env GOVERSION)
 gobuild() { nice -n "$NICE" "$GO" build -p "$JOBS" "$@"; }
@@ -156,33 +160,46 @@ PAUSE_IMAGE=${KUBE_FACE_PAUSE_IMAGE:-kube-face.local/pause:3.10}
 HELLO_IMAGE=${KUBE_FACE_HELLO_IMAGE:-kube-face.local/hello:1.0}
 COREDNS_VERSION=${KUBE_FACE_COREDNS_VERSION:-v1.14.7}
 COREDNS_IMAGE=${KUBE_FACE_COREDNS_IMAGE:-kube-face.local/coredns:${COREDNS_VERSION#v}}
-# pack_image REF BINARY OUT.tar: one-layer image whose entrypoint is /BINARY's name.
-pack_image() {
-  local ref=$1 binary=$2 out=$3 work; work=$(mktemp -d)
-  local name; name=$(basename "$binary")
-  mkdir -p "$work/rootfs" "$work/img"
-  cp "$binary" "$work/rootfs/$name"
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work/rootfs" -cf "$work/layer.tar" .
+# pack_dir REF DIR OUT.tar ENTRYPOINT_JSON: a one-layer image of DIR's contents, as a
+# docker-archive tar (what `docker load` and `ctr images import` read). Deterministic
+# (sorted, mtime 0), so the same inputs give the same image ID.
+pack_dir() {
+  local ref=$1 root=$2 out=$3 entrypoint=$4 work; work=$(mktemp -d)
+  mkdir -p "$work/img"
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$root" -cf "$work/layer.tar" .
   local diff; diff=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
   mkdir -p "$work/img/$diff"; mv "$work/layer.tar" "$work/img/$diff/layer.tar"
-  printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/%s"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"kube-face scripts/cluster/build.sh"}]}' \
-    "$name" "$diff" > "$work/img/config.json"
+  printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":%s,"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"kube-face scripts/cluster/build.sh"}]}' \
+    "$entrypoint" "$diff" > "$work/img/config.json"
   local cfg; cfg=$(sha256sum "$work/img/config.json" | cut -d' ' -f1)
   mv "$work/img/config.json" "$work/img/$cfg.json"
   printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$cfg" "$ref" "$diff" > "$work/img/manifest.json"
   tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work/img" -cf "$out" .
   rm -rf "$work"
 }
+# pack_image REF BINARY OUT.tar [DIR]: one-layer image holding only BINARY, in DIR (default /),
+# which is also its entrypoint.
+pack_image() {
+  local ref=$1 binary=$2 out=$3 dir=${4:-} work; work=$(mktemp -d)
+  local name; name=$(basename "$binary")
+  mkdir -p "$work/$dir"
+  cp "$binary" "$work/$dir/$name"
+  pack_dir "$ref" "$work" "$out" "[\"$dir/$name\"]"
+  rm -rf "$work"
+}
 build_images() {
   local src_sum; src_sum=$(cd "$IMAGES_SRC" && cat go.mod pause/main.go hello/main.go | sha256sum | cut -c1-16)
   local key="images src=$src_sum pause=$PAUSE_IMAGE hello=$HELLO_IMAGE go=$GOVER" out="$ROOT/images"
-  if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$key" ] && [ -f "$out/pause.tar" ] && [ -f "$out/hello.tar" ]; then
+  if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$key" ] && [ -f "$out/pause.tar" ] && [ -f "$out/hello.tar" ] \
+     && [ -x "$BIN/pause" ]; then
     log "node images: up to date"; return
   fi
   local t=$(now) tmp="$ROOT/.tmp-images"; rm -rf "$tmp"; mkdir -p "$tmp" "$out"
   (cd "$IMAGES_SRC" && gobuild -ldflags "-s -w" -o "$tmp/" ./pause ./hello)
   pack_image "$PAUSE_IMAGE" "$tmp/pause" "$out/pause.tar"
   pack_image "$HELLO_IMAGE" "$tmp/hello" "$out/hello.tar"
+  # The pause binary is also packed under kubeadm's tag by scripts/airgap/kit.sh.
+  mv -f "$tmp/pause" "$BIN/pause"
   printf '%s' "$key" > "$out/.stamp"
   rm -rf "$tmp"
   log "node images $PAUSE_IMAGE, $HELLO_IMAGE: built in $(( $(now) - t ))s"
@@ -257,6 +274,10 @@ build_kwok() {
   log "kwok $KWOK_VERSION: built in $(( $(now) - t ))s"
 }
 
+# Sourced (scripts/airgap/kit.sh): only the functions above.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
+
+build_lock
 log "go $GOVER, cache $CACHE, GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE, -p $JOBS, nice $NICE"
 build_etcd
 build_kwok

@@ -163,8 +163,9 @@ KUBECTL=("$BIN/kubectl" --kubeconfig "$KUBECONFIG")
 log "cluster up: $("${KUBECTL[@]}" get nodes --no-headers | wc -l) node(s)"
 
 # --- The playbooks --------------------------------------------------------------------------
+# The images are never built into this cluster (stage 1 pulls nothing; stage 2 imports them).
 EXTRA=(-e kube_face_cluster_provider=existing -e "kube_face_kubeconfig=$KUBECONFIG"
-       -e "kube_face_manifest_dir=$STATE/manifests")
+       -e "kube_face_manifest_dir=$STATE/manifests" -e k8s_cluster_build_images=false)
 if [ "$STAGE" = 1 ]; then
   # Fake nodes run nothing: no smoke test, and no client posting during the rollout.
   EXTRA+=(-e kube_face_smoke_test=false)

@@ -1,6 +1,6 @@
-// Command coredns is CoreDNS (from the Go module proxy) with only the plugins the
-// stage-2 cluster DNS uses: the full plugin set pulls in every cloud SDK and would
-// triple the build on this 2-core machine. This is CoreDNS's documented way to pick
+// Command coredns is CoreDNS (from the Go module proxy) with only the plugins that
+// kubeadm's and minikube's Corefile use: the full plugin set pulls in every cloud SDK and
+// would triple the build on a 2-core machine. This is CoreDNS's documented way to pick
 // plugins (set dnsserver.Directives, in plugin.cfg order, and import the plugins).
 package main
 
@@ -11,15 +11,21 @@ import (
 	_ "github.com/coredns/coredns/plugin/bind"
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/forward"
 	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/hosts"
 	_ "github.com/coredns/coredns/plugin/kubernetes"
 	_ "github.com/coredns/coredns/plugin/loadbalance"
 	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/loop"
+	_ "github.com/coredns/coredns/plugin/metrics"
 	_ "github.com/coredns/coredns/plugin/ready"
+	_ "github.com/coredns/coredns/plugin/reload"
 )
 
 // Same relative order as upstream's plugin.cfg: it decides the order plugins run in.
-var directives = []string{"bind", "ready", "health", "errors", "log", "loadbalance", "cache", "kubernetes"}
+var directives = []string{"reload", "bind", "ready", "health", "prometheus", "errors", "log",
+	"loadbalance", "cache", "hosts", "kubernetes", "loop", "forward"}
 
 func init() { dnsserver.Directives = directives }
 
