@@ -150,10 +150,27 @@ def test_pictures_come_only_from_the_image_root(frontend, db, image_dirs, tmp_pa
 
 
 def test_unknown_pages_and_ids_are_404_pages(frontend, db):
-    for path in ("/images/999", "/images/abc", "/nope", "/images/99999999999999999999999"):
+    for path in ("/images/999", "/images/999/picture", "/nope"):
         reply = frontend.call("GET", path)
         assert reply.status == 404, path
         assert reply.headers["Content-Type"].startswith("text/html")
+        assert "default-src 'none'" in reply.headers["Content-Security-Policy"]
+
+
+def test_a_bad_number_in_a_url_is_a_400_page_that_says_so(frontend, db):
+    # The same parser as the receiver's: not a number, or past the largest id, is the
+    # client's mistake (a 5000-digit number too, which Python's int() refuses).
+    add_image(db, "one.jpg", "processed", "Joe Biden")
+    for path, name in (("/images/abc", "image id"), ("/images/99999999999999999999999", "image id"),
+                       ("/images/" + "9" * 5000, "image id"), ("/images/0/picture", "image id"),
+                       ("/?before=x", "before"), ("/?after=-1", "after"),
+                       ("/?before=" + "1" * 5000, "before")):
+        reply = frontend.call("GET", path)
+        assert reply.status == 400, (path[:40], reply.status)
+        assert reply.headers["Content-Type"].startswith("text/html")
+        assert f"{name} must be an integer from 1 to" in reply.text
+        assert len(reply.data) < 5000  # the page does not repeat the digits
+    assert len(Table(_page(frontend, "/?before=")).rows) == 1  # empty is absent
 
 
 def test_pages_carry_a_no_script_security_policy(frontend, db):
@@ -174,11 +191,16 @@ def test_database_away_gives_a_503_page_and_the_frontend_recovers(frontend, db, 
             assert "The database is unavailable" in reply.text
             assert reply.headers["Retry-After"] == "5"
             assert 'http-equiv="refresh"' in reply.text
-        assert frontend.call("GET", "/readyz").status == 503
+        ready = frontend.call("GET", "/readyz")
+        # Answered like the receiver's: JSON that names what is away.
+        assert ready.status == 503 and ready.headers["Retry-After"] == "5"
+        assert ready.json() == {"status": "unavailable",
+                                "checks": {"database": "unreachable (OperationalError)"}}
         assert frontend.call("GET", "/healthz").status == 200
         assert frontend.process.running
     finally:
         mariadb.start()
     rows = Table(_page(frontend)).rows
     assert [r[1:3] for r in rows] == [["before.jpg", "Joe Biden"]]
-    assert frontend.call("GET", "/readyz").status == 200
+    assert frontend.call("GET", "/readyz").json() == {"status": "ok",
+                                                       "checks": {"database": "ok"}}

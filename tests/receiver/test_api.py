@@ -203,7 +203,7 @@ def test_get_one_image_with_its_person_faces_and_error(receiver, db):
     assert receiver.get_json(f"/images/{failed['id']}")["error"] == "file not found"
     assert receiver.call("GET", "/images/999").status == 404
     assert receiver.call("GET", "/images/abc").status == 400
-    assert receiver.call("GET", "/images/" + "9" * 30).status == 404
+    assert receiver.call("GET", "/images/" + "9" * 30).status == 400  # past the largest id
 
 
 def test_list_images_newest_first_by_status_with_limit_and_offset(receiver, db):
@@ -299,3 +299,4 @@ def test_every_pooled_connection_busy_is_a_503_not_a_500(service_env, db, nsq, m
         [(r.status, r.text) for r in replies]
     assert sorted(r.status for r in replies) == [202, 202, 503, 503]
     assert len(_rows(db)) == 2 and _depth(nsq) == 2
+

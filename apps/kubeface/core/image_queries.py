@@ -25,6 +25,8 @@ from kubeface.core.statuses import Status
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 1000
+MAX_OFFSET = 10**9
+MAX_ID = 2**63 - 1  # images.id is a signed BIGINT
 
 # What an HTTP service answers 503 to: the database unreachable, or every pooled connection
 # busy for longer than the pool's timeout (SQLAlchemy's TimeoutError is not an OperationalError).
@@ -202,7 +204,7 @@ def _image(row: records.Record, faces: tuple[Face, ...] = ()) -> Image:
 
 def get_image(db: Database, image_id: int) -> Image | None:
     """One image with its faces (each with its matched person), or None."""
-    if not 0 < image_id < 2**63:
+    if not 0 < image_id <= MAX_ID:
         return None
     with db.transaction() as conn:
         row = conn.query(

@@ -2,10 +2,16 @@
 
 Kubernetes sends SIGTERM before it kills a pod: the server stops accepting, lets the requests
 in flight finish (up to ``drain_seconds``) and returns, so a rolling update fails no request.
+
+The rest is what every route of the receiver and the frontend shares: errors as answers
+(:class:`HttpError`, :func:`guarded`, :func:`error_handler`), the database away as 503 with
+:data:`RETRY_AFTER_SECONDS`, one integer parameter parser, JSON bodies read within a limit,
+and ``/readyz``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -14,7 +20,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import bottle
+import sqlalchemy.exc
+
 from kubeface.core import intake
+from kubeface.core.db import Database
+from kubeface.core.image_queries import DATABASE_AWAY
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +109,151 @@ def serve(app: Callable[..., Any], host: str, port: int, name: str, threads: int
         stopper[0].join(drain_seconds + 5)
     log.info("%s stopped", name)
     return 0
+
+
+# --- the plumbing the receiver and the frontend share ---------------------------------------
+
+RETRY_AFTER_SECONDS = 5
+"""How long a client is told to wait (``Retry-After``) when a service answers 503."""
+
+
+class HttpError(Exception):
+    """An answer other than success: HTTP status, a message a person can act on, details."""
+
+    def __init__(self, status: int, message: str, details: list[str] | None = None,
+                 close: bool = False) -> None:
+        super().__init__(message)
+        self.status, self.message, self.details = status, message, details
+        self.close = close  # the connection cannot carry another request (a body left unread)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers that go with this answer whatever it looks like."""
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if self.status == 503 else {}
+        return {**headers, "Connection": "close"} if self.close else headers
+
+
+Answer = Callable[[HttpError], bottle.HTTPResponse]
+"""How a service shows an error: JSON for the receiver, an HTML page for the frontend."""
+
+
+def json_response(status: int, body: dict[str, Any], **headers: str) -> bottle.HTTPResponse:
+    return bottle.HTTPResponse(
+        json.dumps(body, ensure_ascii=False), status,
+        {"Content-Type": "application/json; charset=utf-8", **headers},
+    )
+
+
+def json_error(error: HttpError) -> bottle.HTTPResponse:
+    """``{"error": message, "details": [...]}``: the answer of a JSON API."""
+    body: dict[str, Any] = {"error": error.message}
+    if error.details:
+        body["details"] = error.details
+    return json_response(error.status, body, **error.headers)
+
+
+def int_param(raw: str | None, name: str, low: int, high: int,
+              default: int | None = None) -> int | None:
+    """``raw`` (a query or path parameter) as an integer from ``low`` to ``high``; ``default``
+    when it is absent or empty. Anything else is :class:`HttpError` 400, huge numbers too:
+    the digits are counted before ``int()`` sees them (Python refuses more than 4300)."""
+    if raw is None or raw == "":
+        return default
+    digits = raw.lstrip("0") or "0"
+    if (not raw.isascii() or not raw.isdigit() or len(digits) > len(str(high))
+            or not low <= int(digits) <= high):
+        shown = raw if len(raw) <= 40 else f"{raw[:20]}...({len(raw)} characters)"
+        raise HttpError(400, f"{name} must be an integer from {low} to {high}, got {shown!r}")
+    return int(digits)
+
+
+def read_json_body(environ: dict[str, Any], limit: int, setting: str) -> Any:
+    """The request body parsed as JSON whatever its Content-Type (the article's ``curl -d``
+    says form-urlencoded), read by hand with a size limit: Bottle never parses it as a form.
+    ``setting`` names the variable that sets ``limit``, for the 413 message."""
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise HttpError(400, f"Content-Length {length!r} is not a number") from None
+        if declared > limit:
+            raise HttpError(413, f"body of {declared} bytes is over the limit of {limit} bytes "
+                                 f"({setting}): post fewer paths per request")
+    raw = environ["wsgi.input"].read(limit + 1)
+    if len(raw) > limit:
+        raise HttpError(413, f"body is over the limit of {limit} bytes ({setting}): post "
+                             "fewer paths per request")
+    if not raw.strip():
+        raise HttpError(400, 'empty body: send JSON such as {"path": "unknown0001.jpg"}')
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise HttpError(400, "body is not UTF-8 text: send JSON") from None
+    except json.JSONDecodeError as exc:
+        raise HttpError(400, f"body is not valid JSON ({exc.msg} at line {exc.lineno} "
+                             f"column {exc.colno})") from None
+    except RecursionError:
+        raise HttpError(400, "body is JSON nested too deeply") from None
+
+
+def guarded(func: Callable[..., Any], answer: Answer) -> Callable[..., Any]:
+    """``func`` as a route: :class:`HttpError` becomes ``answer``'s response, and the database
+    being away (unreachable, or every pooled connection busy) a 503 that says try again."""
+    def handle(**kwargs: Any) -> Any:
+        try:
+            return func(**kwargs)
+        except HttpError as exc:
+            return answer(exc)
+        except DATABASE_AWAY as exc:
+            log.warning("database unavailable: %s", getattr(exc, "orig", exc))
+            what = ("busy (every connection in use)"
+                    if isinstance(exc, sqlalchemy.exc.TimeoutError) else "unreachable")
+            return answer(HttpError(
+                503, f"the database is {what}: nothing was stored, try again later"))
+    return handle
+
+
+def error_handler(answer: Answer, service: str, not_found: str = "") -> Callable[..., Any]:
+    """Bottle's own errors (no such route 404, 405, an uncaught exception's 500) answered the
+    service's way; ``not_found`` is added to the 404 message (where to look instead)."""
+    def handle(error: bottle.HTTPError) -> Any:
+        if error.status_code >= 500:
+            log.error("internal error on %s %s: %s", bottle.request.method,
+                      bottle.request.path, error.exception, exc_info=error.exception)
+            message = f"internal error: the {service}'s log has the details"
+        elif error.status_code == 404:
+            message = f"no such page {bottle.request.path[:200]!r}{not_found}"
+        elif error.status_code == 405:
+            message = (f"method {bottle.request.method} is not allowed here "
+                       f"(allowed: {error.headers.get('Allow', '?')})")
+        else:
+            message = str(error.body)
+        reply = answer(HttpError(error.status_code, message))
+        # Bottle has already set the status; the reply's headers go on top of the response's
+        # (a page's security headers, 405's Allow).
+        for name, value in reply.headerlist:
+            bottle.response.set_header(name, value)
+        return reply.body
+    return handle
+
+
+def database_check(db: Database) -> str:
+    """``"ok"``, or why the database does not answer (for :func:`readiness`)."""
+    try:
+        db.ping()
+    except DATABASE_AWAY as exc:
+        return f"unreachable ({type(exc).__name__})"
+    return OK
+
+
+OK = "ok"
+
+
+def readiness(checks: dict[str, Callable[[], str]]) -> bottle.HTTPResponse:
+    """``/readyz``: 200 when every check says ``"ok"``, else 503 with what is away."""
+    results = {name: check() for name, check in checks.items()}
+    ready = all(v == OK for v in results.values())
+    return json_response(200 if ready else 503,
+                         {"status": OK if ready else "unavailable", "checks": results},
+                         **({} if ready else {"Retry-After": str(RETRY_AFTER_SECONDS)}))

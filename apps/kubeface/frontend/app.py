@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 VIEWS = Path(__file__).with_name("views")
 LOOKUP = [str(VIEWS)]  # one list: Bottle caches compiled templates by the lookup's id()
-RETRY_AFTER_SECONDS = 5
 # No script at all, and pictures only from this server.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
@@ -73,60 +72,52 @@ def picture(stored_path: str, root: Path) -> Picture:
     return Picture(width, height, mime, path)
 
 
-def _int_arg(name: str) -> int | None:
-    raw = bottle.request.query.get(name, "")
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
-
-
 class Frontend:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings, self.db = settings, db
         self.app = bottle.Bottle(catchall=True)
-        self.app.default_error_handler = self._bottle_error  # type: ignore[method-assign]
+        self.app.default_error_handler = web.error_handler(  # type: ignore[method-assign]
+            self.error_page, "frontend")
         self.app.add_hook("after_request", self._security_headers)
         route = self.app.route
-        route("/", "GET", self._guarded(self.index))
-        route("/images/<image_id:re:[0-9]{1,18}>", "GET", self._guarded(self.image_page))
-        route("/images/<image_id:re:[0-9]{1,18}>/picture", "GET", self._guarded(self.picture))
-        route("/healthz", "GET", lambda: {"status": "ok"})
-        route("/readyz", "GET", self._guarded(self.readyz))
+        route("/", "GET", web.guarded(self.index, self.error_page))
+        route("/images/<image_id>", "GET", web.guarded(self.image_page, self.error_page))
+        route("/images/<image_id>/picture", "GET", web.guarded(self.picture, self.error_page))
+        route("/healthz", "GET", lambda: web.json_response(200, {"status": web.OK}))
+        route("/readyz", "GET", lambda: web.readiness(
+            {"database": lambda: web.database_check(self.db)}))
 
     def render(self, template: str, http_status: int = 200, **values: Any
                ) -> bottle.HTTPResponse:
         body = bottle.template(template, template_lookup=LOOKUP, Status=Status, **values)
         return bottle.HTTPResponse(body, http_status,
-                                   {"Content-Type": "text/html; charset=utf-8"})
+                                   {"Content-Type": "text/html; charset=utf-8",
+                                    **SECURITY_HEADERS})
 
-    def _guarded(self, func: Any) -> Any:
-        """The database away: a 503 page that reloads itself until it is back."""
-        def handle(**kwargs: Any) -> Any:
-            try:
-                return func(**kwargs)
-            except image_queries.DATABASE_AWAY as exc:
-                log.warning("database unavailable: %s", getattr(exc, "orig", exc))
-                response = self.render("unavailable", 503, refresh=RETRY_AFTER_SECONDS)
-                response.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-                return response
-        return handle
+    def error_page(self, error: web.HttpError) -> bottle.HTTPResponse:
+        """An error as a page; the database away is a page that reloads itself until it is
+        back."""
+        if error.status == 503:
+            response = self.render("unavailable", 503, refresh=web.RETRY_AFTER_SECONDS)
+        else:
+            response = self.render("error", error.status, code=error.status,
+                                   message=error.message)
+        for name, value in error.headers.items():
+            response.set_header(name, value)
+        return response
 
     def _security_headers(self) -> None:
         for name, value in SECURITY_HEADERS.items():
             bottle.response.set_header(name, value)
 
-    def _bottle_error(self, error: bottle.HTTPError) -> str:
-        if error.status_code >= 500:
-            log.error("internal error on %s: %s", bottle.request.path, error.exception,
-                      exc_info=error.exception)
-        bottle.response.content_type = "text/html; charset=utf-8"
-        return bottle.template("error", template_lookup=LOOKUP, Status=Status,
-                               code=error.status_code, message=error.status_line)
-
     # -- pages ------------------------------------------------------------------------------
 
     def index(self) -> bottle.HTTPResponse:
-        raw_status = bottle.request.query.get("status", "")
+        query = bottle.request.query
+        raw_status = query.get("status", "")
         status = Status(raw_status) if raw_status in set(Status) else None
-        before, after = _int_arg("before"), _int_arg("after")
+        before = web.int_param(query.get("before"), "before", 1, image_queries.MAX_ID)
+        after = web.int_param(query.get("after"), "after", 1, image_queries.MAX_ID)
         size = self.settings.frontend_page_size
         # One row more than shown tells whether there is another page that way.
         rows = image_queries.list_images(self.db, status=status, limit=size + 1,
@@ -145,27 +136,26 @@ class Frontend:
             refresh=self.settings.frontend_refresh_seconds if busy else None,
         )
 
-    def image_page(self, image_id: str) -> bottle.HTTPResponse:
-        image = image_queries.get_image(self.db, int(image_id))
+    def _image(self, image_id: str) -> image_queries.Image:
+        number = web.int_param(image_id, "image id", 1, image_queries.MAX_ID)
+        image = image_queries.get_image(self.db, number)
         if image is None:
-            return self.render("error", 404, code=404, message=f"No image with id {image_id}")
+            raise web.HttpError(404, f"No image with id {number}")
+        return image
+
+    def image_page(self, image_id: str) -> bottle.HTTPResponse:
+        image = self._image(image_id)
         pic = picture(image.path, self.settings.unknown_people)
         busy = not image.status.terminal
         return self.render("image", image=image, pic=pic,
                            refresh=self.settings.frontend_refresh_seconds if busy else None)
 
     def picture(self, image_id: str) -> Any:
-        image = image_queries.get_image(self.db, int(image_id))
-        if image is None:
-            return self.render("error", 404, code=404, message=f"No image with id {image_id}")
+        image = self._image(image_id)
         pic = picture(image.path, self.settings.unknown_people)
         if pic.file is None:
-            return self.render("error", 404, code=404, message=f"No picture: {pic.problem}")
+            raise web.HttpError(404, f"No picture: {pic.problem}")
         return bottle.static_file(pic.file.name, root=str(pic.file.parent), mimetype=pic.mime)
-
-    def readyz(self) -> dict[str, str]:
-        self.db.ping()
-        return {"status": "ok"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

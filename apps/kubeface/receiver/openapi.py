@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import kubeface
 from kubeface.core.config import Settings
-from kubeface.core.image_queries import MAX_PAGE
+from kubeface.core.image_queries import MAX_ID, MAX_OFFSET, MAX_PAGE
+from kubeface.core.messages import TOPIC
 from kubeface.core.paths import MAX_PATH_LENGTH
 from kubeface.core.statuses import Status
 
@@ -51,9 +53,9 @@ def document(settings: Settings) -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {
             "title": "kube-face receiver",
-            "version": "1.1.0",
+            "version": kubeface.__version__,
             "description": "Accepts paths of images to recognise. Each new path is stored as a "
-                           "pending image and its id published on NSQ (topic images).",
+                           f"pending image and its id published on NSQ (topic {TOPIC}).",
         },
         "paths": {
             "/image/post": {"post": {
@@ -91,7 +93,7 @@ def document(settings: Settings) -> dict[str, Any]:
                 "summary": "One image: status, person, faces, error",
                 "parameters": [{"name": "id", "in": "path", "required": True,
                                 "schema": {"type": "integer", "minimum": 1,
-                                           "maximum": 2**63 - 1}}],
+                                           "maximum": MAX_ID}}],
                 "responses": {
                     "200": _json({"$ref": "#/components/schemas/Image"}, "the image"),
                     **_errors(400, 404, 503),
@@ -107,7 +109,7 @@ def document(settings: Settings) -> dict[str, Any]:
                      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
                                 "default": 100}},
                     {"name": "offset", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 0, "maximum": 10**9,
+                     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET,
                                 "default": 0}},
                 ],
                 "responses": {
