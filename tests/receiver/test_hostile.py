@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
+from kubeface.core.messages import TOPIC
 from tests.support.hostile import answered_within, slow_clients
 from tests.support.procs import wait_for
+from tests.support.web import WebService
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -25,3 +33,59 @@ def test_slow_clients_hold_no_worker_and_are_cut_off(receiver, db):
     paths = [r.path for r in db.query("SELECT path FROM images ORDER BY id")]
     assert paths == ["fast0.jpg", "fast1.jpg", "fast2.jpg"]
     assert answered_within(receiver.url + "/healthz", 1.0).status == 200
+
+
+def test_as_many_posts_as_threads_wait_for_the_database_and_none_is_refused(
+        service_env, db, nsq, mariadb, tmp_path):
+    # The pools are sized from the 16 worker threads, whatever DB_POOL_SIZE says: 16 posts
+    # stuck behind a real table lock all wait for it and are stored, none is told "busy".
+    service = WebService("receiver", {**service_env, "DB_POOL_SIZE": "1"},
+                         tmp_path / "receiver.log").start()
+    locker = mariadb.root(service_env["MYSQL_DBNAME"])
+    try:
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLES images WRITE")
+        with ThreadPoolExecutor(16) as pool:
+            replies = pool.map(lambda k: service.post_json("/image/post", {"path": f"{k}.jpg"}),
+                               range(16))
+            # Longer than the pool's 5 s wait for a connection.
+            time.sleep(7)
+            with locker.cursor() as cur:
+                cur.execute("UNLOCK TABLES")
+            statuses = sorted(r.status for r in replies)
+    finally:
+        locker.close()
+        service.stop()
+    assert statuses == [202] * 16
+    assert len(db.query("SELECT id FROM images")) == 16 and nsq.topic_depth(TOPIC) == 16
+    assert "Connection pool is full" not in service.log.read_text()
+
+
+def test_a_burst_of_new_connections_is_accepted_and_none_is_reset(receiver, db):
+    # 256 clients connect at once and each posts once: the listen queue holds them all (a
+    # queue of 5 overflowed here, and the kernel reset connections whose request was lost).
+    def post(k: int) -> int | str:
+        try:
+            with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as conn:
+                started.wait()
+                body = json.dumps({"path": f"burst{k}.jpg"}).encode()
+                conn.sendall(b"POST /image/post HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                answer = b""
+                while chunk := conn.recv(65536):
+                    answer += chunk
+                return int(answer.split(b" ", 2)[1])
+        except OSError as exc:
+            return type(exc).__name__
+
+    started = threading.Event()
+    with ThreadPoolExecutor(256) as pool:
+        replies = [pool.submit(post, k) for k in range(256)]
+        time.sleep(1)
+        started.set()
+        outcomes = Counter(r.result() for r in replies)
+    assert outcomes == {202: 256}, outcomes
+    assert len(db.query("SELECT id FROM images")) == 256
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{receiver.port}"], check=True,
+                               capture_output=True, text=True).stdout.split()
+    assert int(listening[2]) >= 256, listening  # Send-Q of a listening socket: its backlog

@@ -41,10 +41,13 @@ def url(settings: Settings) -> URL:
 class Database:
     """A connection pool with short, explicit connections and transactions."""
 
-    def __init__(self, settings: Settings, connect_timeout: int = 5) -> None:
+    def __init__(self, settings: Settings, connect_timeout: int = 5, threads: int = 0) -> None:
+        """``threads``: how many threads of the process may each need a connection at once (a
+        web server's workers): the pool keeps that many, and at least DB_POOL_SIZE, so that no
+        thread waits for another's connection."""
         self._db = records.Database(
             url(settings),
-            pool_size=settings.db_pool_size,
+            pool_size=max(settings.db_pool_size, threads),
             max_overflow=settings.db_pool_size,
             pool_pre_ping=True,  # a database restart must not fail the next request
             pool_recycle=1800,

@@ -23,11 +23,14 @@ class PublishError(RuntimeError):
 class Publisher:
     """Publishes image ids to one nsqd over HTTP; thread-safe (urllib3's pool)."""
 
-    def __init__(self, nsqd_http_address: str, topic: str = TOPIC, timeout: float = 5.0) -> None:
+    def __init__(self, nsqd_http_address: str, topic: str = TOPIC, timeout: float = 5.0,
+                 threads: int = 8) -> None:
+        """``threads``: how many threads may publish at once; each keeps its connection (a
+        pool smaller than that opens and drops one per publish)."""
         self.address = nsqd_http_address
         self.topic = topic
         self._http = urllib3.PoolManager(
-            maxsize=8, timeout=urllib3.Timeout(total=timeout), retries=False
+            maxsize=threads, timeout=urllib3.Timeout(total=timeout), retries=False
         )
 
     def _post(self, endpoint: str, body: bytes, **params: str) -> None:
