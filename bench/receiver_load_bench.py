@@ -18,8 +18,8 @@ The original is Skarlso/kube-cluster-sample ``receiver/``, built from its source
 hard-coded listen address replaced (without ``--original``, only ours is measured):
 
     git clone https://github.com/Skarlso/kube-cluster-sample && cd kube-cluster-sample
-    sed -i 's|http.ListenAndServe(":8000", router)|http.ListenAndServe(os.Getenv("RECEIVER_LISTEN"), router)|; s|"net/http"|"net/http"\\n\\t"os"|' \\
-        receiver/pkg/service/service.go
+    sed -i -e 's|ListenAndServe(":8000"|ListenAndServe(os.Getenv("RECEIVER_LISTEN")|' \\
+        -e 's|"net/http"|"net/http"\\n\\t"os"|' receiver/pkg/service/service.go
     go build -o /tmp/original-receiver ./receiver/cmd     # modules from the Go module proxy
 
 and passed as ``--original /tmp/original-receiver`` (or ``ORIGINAL_RECEIVER=...``).
