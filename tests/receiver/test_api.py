@@ -203,7 +203,7 @@ def test_get_one_image_with_its_person_faces_and_error(receiver, db):
     assert receiver.get_json(f"/images/{failed['id']}")["error"] == "file not found"
     assert receiver.call("GET", "/images/999").status == 404
     assert receiver.call("GET", "/images/abc").status == 400
-    assert receiver.call("GET", "/images/" + "9" * 30).status == 404
+    assert receiver.call("GET", "/images/" + "9" * 30).status == 400  # past the largest id
 
 
 def test_list_images_newest_first_by_status_with_limit_and_offset(receiver, db):
@@ -270,3 +270,54 @@ def test_sigterm_lets_the_request_in_flight_finish(service_env, db, nsq, tmp_pat
     assert "draining" in service.process.log.read_text()
 
 
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_huge_integers_in_a_body_or_a_url_are_a_400(receiver, db, nsq):
+    huge = "1" * 5000  # past Python's 4300-digit limit on int()
+    for url, body in (("/image/post", '{"path": ' + huge + "}"),
+                      ("/images/post", '{"paths": [{"path": ' + huge + "}]}")):
+        reply = receiver.call("POST", url, body, FORM)
+        assert reply.status == 400, (url, reply.status, reply.text[:300])
+        assert "number" in reply.json()["error"]
+    for url in (f"/images/{huge}", f"/images?limit={huge}", f"/images?offset={huge}",
+                "/images?limit=" + "0" * 5000 + "7"):
+        reply = receiver.call("GET", url)
+        if url.endswith("7"):  # leading zeros are still the number 7
+            assert reply.status == 200, reply.text[:300]
+            continue
+        assert reply.status == 400, (url[:40], reply.status, reply.text[:300])
+        assert "must be an integer from" in reply.json()["error"]
+        assert len(reply.data) < 500  # the answer does not repeat the 5000 digits
+    assert _rows(db) == [] and _depth(nsq) == 0
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    """Send ``request`` as it is and read the answer until the server closes the connection
+    (a server that kept it open would fail this with a timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=40) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_stalled_body_is_a_408_and_a_broken_content_length_a_400(receiver, db, nsq):
+    head = b"POST /image/post HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    body = json.dumps({"path": "stalled.jpg"}).encode()
+    # Ten bytes fewer than announced, then silence: answered once the read time is up.
+    stalled = _raw(receiver.port, head + b"Content-Length: %d\r\n\r\n" % (len(body) + 10)
+                   + body)
+    assert stalled.startswith(b"HTTP/1.1 408 "), stalled[:300]
+    assert b"did not arrive in time" in stalled  # the receiver's JSON, not a bare status
+    sized = b"Content-Length: %d\r\n" % len(body)
+    for lengths in (b"Content-Length: -1\r\n",
+                    b"Content-Length: 5\r\n" + sized,  # the last one would be read whole
+                    sized + b"Content-Length: 5\r\n",  # the rest would be a second request
+                    b"Content-Length: 0x10\r\n"):
+        answer = _raw(receiver.port, head + lengths + b"\r\n" + body)
+        assert answer.startswith(b"HTTP/1.1 400 "), (lengths, answer[:300])
+        assert answer.count(b"HTTP/1.1 ") == 1, answer  # nothing of the body was a request
+    assert _rows(db) == [] and _depth(nsq) == 0
+    assert receiver.post_json("/image/post", {"path": "after.jpg"}).status == 202

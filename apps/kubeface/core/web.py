@@ -173,17 +173,21 @@ def read_json_body(environ: dict[str, Any], limit: int, setting: str) -> Any:
     ``setting`` names the variable that sets ``limit``, for the 413 message."""
     length = environ.get("CONTENT_LENGTH") or ""
     if length:
-        try:
-            declared = int(length)
-        except ValueError:
-            raise HttpError(400, f"Content-Length {length!r} is not a number") from None
-        if declared > limit:
-            raise HttpError(413, f"body of {declared} bytes is over the limit of {limit} bytes "
-                                 f"({setting}): post fewer paths per request")
-    raw = environ["wsgi.input"].read(limit + 1)
+        if not length.isascii() or not length.isdigit():
+            raise HttpError(400, f"Content-Length {length[:40]!r} is not a number of bytes",
+                            close=True)
+        if len(length) > 18 or int(length) > limit:
+            size = length if len(length) <= 18 else "more than 10**18"
+            raise HttpError(413, f"body of {size} bytes is over the limit of {limit} bytes "
+                                 f"({setting}): post fewer paths per request", close=True)
+    try:
+        raw = environ["wsgi.input"].read(limit + 1)
+    except TimeoutError:  # socket.timeout: the client stopped sending before the end
+        raise HttpError(408, "the body did not arrive in time: it is shorter than its "
+                             "Content-Length, or the client stalled", close=True) from None
     if len(raw) > limit:
         raise HttpError(413, f"body is over the limit of {limit} bytes ({setting}): post "
-                             "fewer paths per request")
+                             "fewer paths per request", close=True)
     if not raw.strip():
         raise HttpError(400, 'empty body: send JSON such as {"path": "unknown0001.jpg"}')
     try:
@@ -193,6 +197,8 @@ def read_json_body(environ: dict[str, Any], limit: int, setting: str) -> Any:
     except json.JSONDecodeError as exc:
         raise HttpError(400, f"body is not valid JSON ({exc.msg} at line {exc.lineno} "
                              f"column {exc.colno})") from None
+    except ValueError as exc:  # an integer over Python's 4300 digits
+        raise HttpError(400, f"body has a number JSON cannot hold here ({exc})") from None
     except RecursionError:
         raise HttpError(400, "body is JSON nested too deeply") from None
 

@@ -32,6 +32,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     texts = {
         400: "the request is malformed: the message says what to fix",
         404: "no such image",
+        408: "the body did not arrive within the server's time limit (a stalled client, or a "
+             "body shorter than its Content-Length); the connection is closed",
         413: "the body or the list of paths is over the configured limit",
         503: "the database (or, for /readyz, nsqd) is unreachable: try again later",
     }
@@ -68,7 +70,7 @@ def document(settings: Settings) -> dict[str, Any]:
                                  "stored as pending (and published unless `published` is false)"),
                     "200": _json({"$ref": "#/components/schemas/Posted"},
                                  "already posted before: its existing id and status"),
-                    **_errors(400, 413, 503),
+                    **_errors(400, 408, 413, 503),
                 },
             }},
             "/images/post": {"post": {
@@ -85,7 +87,7 @@ def document(settings: Settings) -> dict[str, Any]:
                                  "stored in one transaction, new ones published in one mpub"),
                     "200": _json({"$ref": "#/components/schemas/PostedMany"},
                                  "every path was already posted"),
-                    **_errors(400, 413, 503),
+                    **_errors(400, 408, 413, 503),
                 },
             }},
             "/images/{id}": {"get": {
