@@ -27,7 +27,9 @@ VENV_BIN = ROOT / ".venv" / "bin"
 PROGRAMS = {"mariadb", "nsqlookupd", "nsqd", "face-service", "processor", "receiver", "frontend",
             "retry"}
 PORT_VARS = ("receiver", "frontend", "face", "nsqd_tcp", "nsqd_http", "nsqlookupd_tcp",
-             "nsqlookupd_http", "mysql")
+             "nsqlookupd_http", "mysql", "processor_metrics", "face_metrics")
+# The services whose logs are kube-face's own (LOG_FORMAT=json): one JSON object per line.
+JSON_LOGS = ("face-service", "processor", "receiver", "frontend", "retry")
 
 
 class Target:
@@ -40,7 +42,7 @@ class Target:
         self.vars = {f"kube_face_{name}_port": port for name, port in self.ports.items()}
         self.vars.update(kube_face_local_data_dir=str(self.data),
                          # one recognition worker: the machine is shared
-                         kube_face_local_env={"FACE_WORKERS": "1"})
+                         kube_face_local_env={"FACE_WORKERS": "1", "LOG_FORMAT": "json"})
         self.vars_file = base / "vars.json"
         self.vars_file.write_text(json.dumps(self.vars))
         self.runs: dict[str, subprocess.CompletedProcess] = {}
@@ -189,6 +191,10 @@ def test_secrets_are_private_and_never_shown(target, first, second):
             assert password not in run.stdout + run.stderr, f"{user}'s password in {label}'s output"
         for log in (target.data / "log").iterdir():
             assert password not in log.read_text(errors="replace"), f"{user}'s password in {log}"
+    for name in JSON_LOGS:
+        lines = (target.data / "log" / f"{name}.log").read_text().splitlines()
+        events = [json.loads(line) for line in lines if line.strip()]
+        assert events and all(e["service"] == name for e in events), name
         # Never on a command line: no process of this machine has it in its arguments.
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
