@@ -26,6 +26,12 @@ from kubeface.receiver.openapi import document
 # check (the article's curl needs *any* Content-Type accepted with a JSON body) and the
 # positive-data check (a schema-valid string such as "/" or ".." is still not a path inside
 # the image root: 400 with a message is the right answer).
+# The people API (kubeface.receiver.people), fuzzed here with the rest of the document.
+PEOPLE_OPERATIONS = {
+    "GET /people", "POST /people", "GET /people/{person_id}", "PATCH /people/{person_id}",
+    "DELETE /people/{person_id}", "POST /people/{person_id}/photos",
+    "DELETE /people/{person_id}/photos/{photo_id}", "POST /images/upload", "DELETE /images/{id}",
+    "PUT /images/{id}/faces/{index}/person", "DELETE /images/{id}/faces/{index}/person"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
 
@@ -40,7 +46,7 @@ def test_the_receiver_conforms_to_the_openapi_document_it_serves(receiver, mode)
     # (schemathesis skips the document's own route)
     assert {o.label for o in operations} == {
         "POST /image/post", "POST /images/post", "GET /images/{id}", "GET /images",
-        "GET /healthz", "GET /readyz"}
+        "GET /healthz", "GET /readyz", *PEOPLE_OPERATIONS}
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and not (
                 operation.body or operation.query or operation.path_parameters):
@@ -63,7 +69,8 @@ def test_the_served_document_is_the_code_s_and_names_every_route(receiver, setti
     served = receiver.get_json("/openapi.json")
     assert served == json.loads(json.dumps(document(settings)))
     assert set(served["paths"]) == {"/image/post", "/images/post", "/images/{id}", "/images",
-                                    "/healthz", "/readyz", "/openapi.json"}
+                                    "/healthz", "/readyz", "/openapi.json",
+                                    *(o.split(" ")[1] for o in PEOPLE_OPERATIONS)}
 
 
 _json_values = st.recursive(

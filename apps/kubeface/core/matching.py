@@ -153,7 +153,7 @@ def _rejections(db: Database, image_ids: Sequence[int] | None) -> dict[tuple[int
     if image_ids is not None:
         if not image_ids:
             return {}
-        sql += f" WHERE image_id IN ({_ints(image_ids)})"
+        sql += f" WHERE image_id IN ({sql_ints(image_ids)})"
     found: dict[tuple[int, int], set[int]] = {}
     for r in db.query(sql):
         found.setdefault((int(r.image_id), int(r.face_index)), set()).add(int(r.person_id))
@@ -165,7 +165,7 @@ def _faces(db: Database, image_ids: Sequence[int] | None, after: int) -> list[re
     if image_ids is not None:
         if not image_ids:
             return []
-        where += f" AND image_id IN ({_ints(image_ids)})"
+        where += f" AND image_id IN ({sql_ints(image_ids)})"
     return db.query(
         "SELECT id, image_id, face_index, person_id, photo_id, distance, encoding FROM faces"
         f" WHERE {where} ORDER BY id LIMIT {CHUNK}", after=after)
@@ -222,7 +222,7 @@ def relabel_images(db: Database, image_ids: Sequence[int]) -> int:
     touched (pending ones will be matched by the processor). Returns the images changed."""
     changed = 0
     for start in range(0, len(image_ids), 5000):
-        listed = _ints(image_ids[start:start + 5000])
+        listed = sql_ints(image_ids[start:start + 5000])
         with db.transaction() as conn:
             conn.query(
                 "CREATE TEMPORARY TABLE IF NOT EXISTS relabel"
@@ -252,6 +252,6 @@ def has_rejections(db: Database, image_id: int) -> bool:
                          id=image_id))
 
 
-def _ints(values: Iterable[int]) -> str:
+def sql_ints(values: Iterable[int]) -> str:
     """A SQL list of integers (validated as int: never text from a request)."""
     return ",".join(str(int(v)) for v in values)

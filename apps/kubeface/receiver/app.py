@@ -23,6 +23,7 @@ from kubeface.core.paths import PathError, canonical
 from kubeface.core.queue import Publisher, PublishError
 from kubeface.core.statuses import Status
 from kubeface.receiver import openapi
+from kubeface.receiver.people import PeopleApi
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class Receiver:
         route("/images", "GET", self._handler(self.list_images))
         route("/healthz", "GET", self.healthz)
         route("/readyz", "GET", self.readyz)
+        PeopleApi(settings, db, self._publish).register(self.app)
         route("/openapi.json", "GET", lambda: _json_response(200, self.openapi))
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from kubeface.core.image_queries import MAX_ID, MAX_OFFSET, MAX_PAGE
 from kubeface.core.messages import TOPIC
 from kubeface.core.paths import MAX_PATH_LENGTH
 from kubeface.core.statuses import Status
+from kubeface.receiver.people import extend_openapi
 
 
 def _json(schema: dict[str, Any], description: str,
@@ -51,7 +52,7 @@ def document(settings: Settings) -> dict[str, Any]:
                        "`curl -d` sends application/x-www-form-urlencoded); at most "
                        f"{settings.receiver_max_body_bytes} bytes.",
     }
-    return {
+    return extend_openapi({
         "openapi": "3.0.3",
         "info": {
             "title": "kube-face receiver",
@@ -195,4 +196,4 @@ def document(settings: Settings) -> dict[str, Any]:
                 "checks": {"type": "object",
                            "additionalProperties": {"type": "string"}}}},
         }},
-    }
+    })
