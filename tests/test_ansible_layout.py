@@ -1,24 +1,14 @@
 """The Ansible entry points: group_vars/ reaches every playbook, whatever the inventory."""
 
 import json
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.procs import ROOT
+from tests.support.procs import ROOT, ansible_playbook
 
-VENV_BIN = ROOT / ".venv" / "bin"
 GROUP_VARS = yaml.safe_load((ROOT / "group_vars" / "all" / "main.yml").read_text())
-
-
-def ansible_playbook(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-           "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    return subprocess.run([str(VENV_BIN / "ansible-playbook"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 def shown_config(result: subprocess.CompletedProcess) -> dict:
@@ -30,7 +20,7 @@ def shown_config(result: subprocess.CompletedProcess) -> dict:
 
 @pytest.mark.parametrize("inventory", ["inventory/local", "inventory/minikube"])
 def test_group_vars_reach_a_playbook_in_playbooks_dir(inventory):
-    shown = shown_config(ansible_playbook("playbooks/show_config.yml", "-i", inventory))
+    shown = shown_config(ansible_playbook("playbooks/show_config.yml", "-i", inventory, json=True))
     assert shown["namespace"] == GROUP_VARS["kube_face_namespace"]
     assert int(shown["receiver_port"]) == GROUP_VARS["kube_face_receiver_port"]
 
@@ -42,12 +32,14 @@ def test_group_vars_reach_playbooks_with_a_users_own_inventory(tmp_path):
         "local:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
         "      ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
     )
-    shown = shown_config(ansible_playbook("playbooks/show_config.yml", "-i", str(inventory)))
+    shown = shown_config(ansible_playbook("playbooks/show_config.yml", "-i", str(inventory),
+                                          json=True))
     assert shown["context"] == GROUP_VARS["kube_face_context"]
     assert shown["target_groups"] == ["local"]
     # And through the root entry point, whose imported plays live in playbooks/: only the
     # preflight play, which fails on an undefined kube_face_* variable (it deploys nothing).
-    result = ansible_playbook("site.yml", "-i", str(inventory), "--tags", "preflight")
+    result = ansible_playbook("site.yml", "-i", str(inventory), "--tags", "preflight",
+                              json=True)
     assert result.returncode == 0, result.stdout[-3000:]
     tasks = [t for play in json.loads(result.stdout)["plays"] for t in play["tasks"]]
     preflight = [t for t in tasks if t["task"]["name"].startswith("Preflight |")]
@@ -60,5 +52,5 @@ def test_group_vars_reach_playbooks_with_a_users_own_inventory(tmp_path):
 @pytest.mark.parametrize("playbook", ["site.yml", "rolling_update.yml"])
 @pytest.mark.parametrize("inventory", ["inventory/local", "inventory/minikube"])
 def test_entry_points_pass_syntax_check(playbook, inventory):
-    result = ansible_playbook(playbook, "-i", inventory, "--syntax-check")
+    result = ansible_playbook(playbook, "-i", inventory, "--syntax-check", json=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -4,17 +4,15 @@ import subprocess
 
 import pytest
 
-from tests.support.procs import ROOT
-
-BIN = ROOT / ".venv" / "bin"
+from tests.support.procs import ROOT, VENV_BIN
 
 
 @pytest.mark.parametrize(
     "command",
     [
-        [BIN / "ruff", "check", "apps", "tests", "bench", "scripts"],
-        [BIN / "yamllint", "--strict", "."],
-        [BIN / "ansible-lint", "--profile", "production", "--offline"],
+        [VENV_BIN / "ruff", "check", "apps", "tests", "bench", "scripts"],
+        [VENV_BIN / "yamllint", "--strict", "."],
+        [VENV_BIN / "ansible-lint", "--profile", "production", "--offline"],
     ],
     ids=["ruff", "yamllint", "ansible-lint"],
 )

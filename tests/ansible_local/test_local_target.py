@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,11 +18,10 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from tests.support.procs import ROOT, free_port, port_open
+from tests.support.procs import VENV_BIN, ansible_playbook, free_ports, port_open
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
-VENV_BIN = ROOT / ".venv" / "bin"
 PROGRAMS = {"mariadb", "nsqlookupd", "nsqd", "face-service", "processor", "receiver", "frontend",
             "retry"}
 PORT_VARS = ("receiver", "frontend", "face", "nsqd_tcp", "nsqd_http", "nsqlookupd_tcp",
@@ -38,7 +36,7 @@ class Target:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.data = base / "data"
-        self.ports = {name: free_port() for name in PORT_VARS}
+        self.ports = dict(zip(PORT_VARS, free_ports(len(PORT_VARS)), strict=True))
         self.vars = {f"kube_face_{name}_port": port for name, port in self.ports.items()}
         self.vars.update(kube_face_local_data_dir=str(self.data),
                          # one recognition worker: the machine is shared
@@ -48,12 +46,8 @@ class Target:
         self.runs: dict[str, subprocess.CompletedProcess] = {}
 
     def play(self, label: str, playbook: str, *args: str) -> dict:
-        env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-               "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-        result = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), playbook, "-i", "inventory/local",
-             "-e", f"@{self.vars_file}", *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        result = ansible_playbook(playbook, "-i", "inventory/local", "-e", f"@{self.vars_file}",
+                                  *args, json=True, timeout=1800)
         self.runs[label] = result
         (self.base / f"{label}.json").write_text(result.stdout)
         assert result.returncode == 0, f"{label}: rc {result.returncode}\n" + _failures(result)

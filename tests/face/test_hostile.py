@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from tests.face.conftest import png_claiming
-from tests.face.test_identify import refusal
+from tests.support.face import png_claiming, refusal
 
 EMOJI_PATH = "\N{GRINNING FACE}" * 1024  # as long as the receiver accepts
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from facerecog import face_pb2
 from kubeface.core.known_people import name_from_file
-from tests.face.conftest import png_claiming
+from tests.support.face import png_claiming, refusal
 
 STATUS = {"processed": face_pb2.OUTCOME_MATCH, "unknown": face_pb2.OUTCOME_UNKNOWN,
           "no_face": face_pb2.OUTCOME_NO_FACE}
@@ -120,12 +120,6 @@ def test_absolute_path_inside_the_root_is_accepted(shared_service, shared_folder
     _, unknown, _ = shared_folders
     response = shared_service.identify(str(unknown / "obama2.jpg"))
     assert response.person == "Barack Obama"
-
-
-def refusal(service, path: str) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.RpcError) as caught:
-        service.identify(path)
-    return caught.value.code(), caught.value.details()
 
 
 def test_bad_paths_and_bad_files_get_the_right_codes(shared_service, shared_folders):

@@ -13,22 +13,8 @@ import grpc
 import pytest
 
 from facerecog import face_pb2, face_pb2_grpc
-from tests.face.conftest import copy_samples, face_env
-from tests.support.procs import wait_for
-
-
-def children(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (the service's recognition workers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
+from tests.support.face import copy_samples, face_env
+from tests.support.procs import children, wait_for
 
 
 def test_not_serving_until_known_faces_load_then_serving(photos, tmp_path, start_service):

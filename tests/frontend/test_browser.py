@@ -14,7 +14,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from kubeface.core.statuses import Status
-from tests.frontend.rows import add_image
+from tests.support.rows import add_image
 from tests.support.web import WebService
 
 EVIL = '<img src=x onerror=alert(1)><script>alert("x")</script>'

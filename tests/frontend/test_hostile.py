@@ -10,9 +10,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from kubeface.core import web
-from tests.frontend.rows import add_image
 from tests.support.hostile import answered_within, slow_clients
 from tests.support.procs import ROOT, free_port, wait_for
+from tests.support.rows import add_image
 
 
 def test_a_fifo_in_the_image_root_blocks_no_thread(frontend, db, image_dirs):

@@ -6,7 +6,7 @@ import re
 
 from PIL import Image
 
-from tests.frontend.rows import Table, add_image
+from tests.support.rows import Table, add_image
 from tests.support.web import WebService
 
 

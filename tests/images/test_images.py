@@ -30,11 +30,10 @@ import pymysql
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support.procs import ROOT, port_open, wait_for
+from tests.support.procs import ROOT, ansible_playbook, port_open, wait_for
 
 pytestmark = pytest.mark.slow
 
-VENV_BIN = ROOT / ".venv" / "bin"
 DOCKERD_SH = ROOT / "scripts" / "images" / "dockerd.sh"
 CACHE = Path(os.environ.get("KUBE_FACE_CACHE", Path.home() / ".cache" / "kube-face"))
 # The client packaged with Debian's dockerd (another docker on PATH may be a newer CLI).
@@ -79,13 +78,10 @@ def docker(host: str, *args: str, check: bool = True, timeout: float = 120,
     return result
 
 
-def ansible_playbook(host: str, playbook: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DOCKER_HOST": host, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-           "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-           "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
-    return subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,",
-                           str(ROOT / "tests" / "images" / playbook), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+def run_playbook(host: str, playbook: str, *args: str) -> subprocess.CompletedProcess:
+    """A playbook of tests/images against the engine at ``host``, reporting JSON."""
+    return ansible_playbook("-i", "localhost,", str(ROOT / "tests" / "images" / playbook), *args,
+                            env={"DOCKER_HOST": host}, json=True, timeout=3600)
 
 
 def play_stats(result: subprocess.CompletedProcess) -> dict:
@@ -118,8 +114,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def build_images(host: str, source: Path) -> subprocess.CompletedProcess:
-    return ansible_playbook(host, "build_images.yml",
-                            "--extra-vars", f"container_images_source_dir={source}")
+    return run_playbook(host, "build_images.yml",
+                        "--extra-vars", f"container_images_source_dir={source}")
 
 
 @pytest.fixture(scope="module")
@@ -366,7 +362,7 @@ def test_smoke_test_passes_against_the_containers(stack: Stack) -> None:
         "smoke_test_timeout": 240, "smoke_test_poll_delay": 1,
     }))
     started = time.monotonic()
-    result = ansible_playbook(stack.host, "smoke.yml", "--extra-vars", f"@{extra}")
+    result = run_playbook(stack.host, "smoke.yml", "--extra-vars", f"@{extra}")
     _timing("smoke test", time.monotonic() - started)
     logs = "\n".join(f"--- {n}\n{stack.logs(n)}" for n in stack.names[-4:])
     assert result.returncode == 0, result.stdout[-6000:] + logs

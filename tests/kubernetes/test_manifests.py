@@ -12,9 +12,8 @@ import pytest
 import yaml
 
 from kubeface.core.config import VARIABLES
-from tests.support.procs import ROOT
-
-from .conftest import SHARED, Rendered, ansible_playbook
+from tests.support.manifests import SHARED, Rendered
+from tests.support.procs import ROOT, ansible_playbook
 
 K8S_VERSION = "1.34.0"
 WORKLOADS = {"Deployment", "StatefulSet", "Job", "CronJob"}

@@ -14,9 +14,7 @@ from typing import ClassVar
 
 import pytest
 
-from tests.support.procs import ROOT
-
-from .conftest import ansible_playbook
+from tests.support.procs import ROOT, ansible_playbook
 
 ROLE = ROOT / "roles" / "k8s_rollout"
 _spec = importlib.util.spec_from_file_location("rollout", ROLE / "filter_plugins" / "rollout.py")

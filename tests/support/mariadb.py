@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pymysql
 
-from tests.support.procs import Process, free_port, tool, wait_for
+from tests.support.procs import Fixture, Process, free_ports, tool
 
 
-class MariaDB:
+class MariaDB(Fixture):
     """``mariadbd`` in ``base``; root over the socket, the services' user over TCP."""
 
     database = "kube"
@@ -21,9 +21,12 @@ class MariaDB:
         self.base = base
         self.datadir = base / "data"
         self.socket = base / "mysqld.sock"
-        self.port = free_port()
         self.password = secrets.token_urlsafe(16)
         self.process: Process | None = None
+        self.use_ports(free_ports(self.PORTS))
+
+    def use_ports(self, ports: list[int]) -> None:
+        (self.port,) = ports
 
     def install(self) -> None:
         if self.datadir.exists():
@@ -37,6 +40,10 @@ class MariaDB:
 
     def start(self) -> MariaDB:
         self.install()
+        self.start_servers(self._launch)
+        return self
+
+    def _launch(self) -> None:
         self.process = Process("mariadbd", [
             tool("mariadbd"), "--no-defaults", f"--datadir={self.datadir}",
             f"--socket={self.socket}", f"--port={self.port}", "--bind-address=127.0.0.1",
@@ -44,9 +51,8 @@ class MariaDB:
             "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2",
             "--max-connections=500",
         ], self.base / "mariadbd.log").start()
-        wait_for(lambda: self.root().close() is None, "mariadbd", 60,
-                 self.process.proc, self.process.log)
-        return self
+        self.process.wait_until(lambda: self.root().close() is None, "mariadbd", 60)
+        self.process.wait_port(self.port)
 
     def stop(self) -> None:
         if self.process:

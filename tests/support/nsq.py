@@ -6,29 +6,39 @@ import json
 import urllib.request
 from pathlib import Path
 
-from tests.support.procs import Process, free_port, tool, wait_for
+from tests.support.procs import Fixture, Process, free_ports, tool
 
 
-class Nsq:
+class Nsq(Fixture):
+    """nsqlookupd and an nsqd registered with it, on four ports picked together."""
+
+    PORTS = 4
+
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.lookupd_tcp, self.lookupd_http = free_port(), free_port()
-        self.nsqd_tcp, self.nsqd_http = free_port(), free_port()
         self.data = base / "nsqd-data"
         self.lookupd: Process | None = None
         self.nsqd: Process | None = None
+        self.use_ports(free_ports(self.PORTS))
+
+    def use_ports(self, ports: list[int]) -> None:
+        self.lookupd_tcp, self.lookupd_http, self.nsqd_tcp, self.nsqd_http = ports
 
     def start(self) -> Nsq:
         self.data.mkdir(parents=True, exist_ok=True)
+        self.start_servers(self._launch)
+        return self
+
+    def _launch(self) -> None:
         self.lookupd = Process("nsqlookupd", [
             tool("nsqlookupd"), f"--tcp-address=127.0.0.1:{self.lookupd_tcp}",
             f"--http-address=127.0.0.1:{self.lookupd_http}", "--broadcast-address=127.0.0.1",
         ], self.base / "nsqlookupd.log").start()
-        self.lookupd.wait_port(self.lookupd_http)
+        self.lookupd.wait_port(self.lookupd_tcp, self.lookupd_http)
         self.start_nsqd()
-        return self
 
     def start_nsqd(self) -> None:
+        """nsqd on this fixture's ports (again, after ``stop_nsqd``, with its data on disk)."""
         self.nsqd = Process("nsqd", [
             tool("nsqd"), f"--tcp-address=127.0.0.1:{self.nsqd_tcp}",
             f"--http-address=127.0.0.1:{self.nsqd_http}", "--broadcast-address=127.0.0.1",
@@ -36,8 +46,8 @@ class Nsq:
             # Small in-memory queue so restarts prove messages reach disk, not only memory.
             "--mem-queue-size=100",
         ], self.base / "nsqd.log").start()
-        self.nsqd.wait_port(self.nsqd_http)
-        wait_for(lambda: self._get(self.nsqd_http, "/ping") == "OK", "nsqd ping")
+        self.nsqd.wait_port(self.nsqd_tcp, self.nsqd_http)
+        self.nsqd.wait_until(lambda: self._get(self.nsqd_http, "/ping") == "OK", "nsqd ping")
 
     def stop_nsqd(self) -> None:
         if self.nsqd:

@@ -12,7 +12,7 @@ from pathlib import Path
 from kubeface.core.db import Database
 from kubeface.core.messages import CHANNEL, TOPIC
 from kubeface.core.statuses import TERMINAL
-from tests.support.procs import KubefaceProcess, wait_for
+from tests.support.procs import KubefaceProcess
 
 # Fast reactions for tests; every one can be overridden through ``env``.
 TEST_DEFAULTS = {
@@ -45,7 +45,12 @@ class Processor(KubefaceProcess):
 
     def __init__(self, base: Path, env: dict[str, str], name: str = "processor") -> None:
         self.base = base
-        super().__init__("processor", {**TEST_DEFAULTS, **env}, base / f"{name}.log", name)
+        super().__init__("processor", {**TEST_DEFAULTS, **env}, base / f"{name}.log", name,
+                         port_variables=("PROCESSOR_METRICS_PORT",))
+
+    @property
+    def metrics_port(self) -> int:
+        return int(self.env["PROCESSOR_METRICS_PORT"])
 
     @property
     def client_name(self) -> str:
@@ -66,9 +71,13 @@ class Processor(KubefaceProcess):
         """Start it and wait until it consumes (subscribed on nsqd)."""
         self.base.mkdir(parents=True, exist_ok=True)
         ensure_channel(self.env)
-        self.process.start()
-        wait_for(self.subscribed, f"{self.process.name} subscribed to {TOPIC}/{CHANNEL}",
-                 timeout, self.process.proc, self.log)
+
+        def launch() -> None:
+            self.process.start()
+            self.process.wait_until(self.subscribed, f"{self.process.name} subscribed to "
+                                    f"{TOPIC}/{CHANNEL}", timeout)
+
+        self.start_servers(launch)
         return self
 
 

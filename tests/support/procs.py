@@ -1,4 +1,9 @@
-"""Starting and stopping real server processes for tests, on free loopback ports."""
+"""Starting and stopping real server processes for tests, on free loopback ports.
+
+A fixture's ports are picked together, so they are distinct; a server that finds one taken
+anyway (another process bound it between the pick and the server's bind) is started again on
+new ports; and a start that fails half-way stops everything it had started (``Fixture``).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,44 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_BIN = ROOT / ".tools" / "bin"
+VENV_BIN = ROOT / ".venv" / "bin"
+# What a server logs when it cannot bind a port (Go, MariaDB and Python say the first; the face
+# service's gRPC server the second).
+BIND_FAILURES = ("address already in use", "cannot listen on")
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports nothing listens on right now (the kernel's picks). Each
+    socket stays bound until all are picked, so the kernel cannot hand out one number twice."""
+    with ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def free_port() -> int:
-    """A TCP port nothing listens on right now (the kernel's pick)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """One TCP port nothing listens on right now."""
+    return free_ports(1)[0]
+
+
+def ansible_playbook(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
+                     json: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``ansible-playbook`` of the project's environment with the project's ansible.cfg and
+    roles, from any folder; output captured as text, one JSON report with ``json``, and
+    ``env`` added to the environment."""
+    environ = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+               "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_NOCOLOR": "1",
+               **({"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"} if json else {}),
+               **(env or {})}
+    return subprocess.run([str(VENV_BIN / "ansible-playbook"), *args], cwd=cwd, env=environ,
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def tool(name: str) -> str:
@@ -56,10 +88,63 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` itself holds a listening TCP socket on ``port`` (from /proc). A
+    connection that succeeds proves less: it may reach another process that took the port."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return False
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
+def pids_where(test: Callable[[Path], bool]) -> list[int]:
+    """The processes whose /proc entry passes ``test`` (those gone meanwhile are skipped)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if test(entry):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def running_with_argument(argument: str) -> list[int]:
+    """The processes that run with ``argument`` on their command line."""
+    return pids_where(lambda entry: argument.encode() in
+                      (entry / "cmdline").read_bytes().split(b"\0"))
+
+
+def children(pid: int) -> list[int]:
+    """The direct child processes of ``pid``."""
+    return pids_where(lambda entry: int(
+        (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid)
+
+
 def tail(log: Path | None, lines: int = 40) -> str:
     if log is None or not log.exists():
         return ""
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class PortTaken(RuntimeError):
+    """A server exited because a port picked for it was taken before it could bind it."""
 
 
 class Process:
@@ -69,10 +154,12 @@ class Process:
                  env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.name, self.argv, self.log, self.env, self.cwd = name, list(argv), log, env, cwd
         self.proc: subprocess.Popen | None = None
+        self._log_from = 0
 
     def start(self) -> Process:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
+            self._log_from = out.tell()
             self.proc = subprocess.Popen(
                 self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env, cwd=self.cwd, start_new_session=True,
@@ -106,20 +193,73 @@ class Process:
             self.signal(signal.SIGKILL)
             self.proc.wait(5)
 
-    def wait_port(self, port: int, timeout: float = 30.0) -> None:
-        wait_for(lambda: port_open(port), f"{self.name} on port {port}", timeout,
-                 self.proc, self.log)
+    def output(self) -> str:
+        """What the process logged since its last start (the log file is appended to)."""
+        with self.log.open("rb") as f:
+            f.seek(self._log_from)
+            return f.read().decode(errors="replace")
+
+    def wait_until(self, check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        """``wait_for`` while this process runs; PortTaken when it exits because a port of its
+        was taken, RuntimeError when it exits for another reason."""
+        try:
+            wait_for(check, what, timeout, self.proc, self.log)
+        except RuntimeError as exc:
+            if not self.running and any(f in self.output().lower() for f in BIND_FAILURES):
+                raise PortTaken(str(exc)) from None
+            raise
+
+    def wait_port(self, *ports: int, timeout: float = 30.0) -> None:
+        """Wait until this very process listens on every one of ``ports``."""
+        self.wait_until(lambda: all(listens(self.proc.pid, p) for p in ports),
+                        f"{self.name} on port(s) {', '.join(map(str, ports))}", timeout)
 
 
-class KubefaceProcess:
+class Fixture:
+    """Servers that a test starts as one, on ports picked together.
+
+    A subclass takes its ports in ``use_ports()`` (called with ``PORTS`` distinct free ports
+    before the first start) and stops whatever of its servers runs in ``stop()``. Its start
+    calls ``start_servers(launch)``: when a server finds a port taken (``PortTaken``), what was
+    started is stopped and ``launch`` runs again on new ports; on any other failure, what was
+    started is stopped before the error is raised. Nothing outlives a failed start.
+    """
+
+    PORTS = 1
+    ATTEMPTS: ClassVar[int] = 3
+    # True when the test chose a port (a restart on the same port): a taken one is then the
+    # test's failure, never moved.
+    ports_fixed = False
+
+    def use_ports(self, ports: list[int]) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        raise NotImplementedError
+
+    def start_servers(self, launch: Callable[[], None]) -> None:
+        for attempt in range(1, self.ATTEMPTS + 1):
+            try:
+                launch()
+                return
+            except BaseException as exc:
+                self.stop()
+                if not isinstance(exc, PortTaken) or self.ports_fixed or attempt == self.ATTEMPTS:
+                    raise
+            self.use_ports(free_ports(self.PORTS))
+
+
+class KubefaceProcess(Fixture):
     """``python -m kubeface <command>`` as a test process, logging to ``log``.
 
     It sees exactly the test's configuration: the machine's environment without any variable
-    kube-face reads, then ``env``, and never a developer's ``.env`` file.
+    kube-face reads, then ``env``, and never a developer's ``.env`` file. Its ports are the
+    variables ``port_variables``: those ``env`` does not set are picked together, and picked
+    again when the service finds one taken.
     """
 
     def __init__(self, command: str, env: dict[str, str], log: Path,
-                 name: str | None = None) -> None:
+                 name: str | None = None, port_variables: Sequence[str] = ()) -> None:
         from kubeface.core.config import VARIABLES
 
         ours = {v.name for v in VARIABLES}
@@ -128,9 +268,16 @@ class KubefaceProcess:
             **env,
             "KUBEFACE_ENV_FILE": str(log.parent / "no.env"),
         }
+        self._picked = [v for v in port_variables if v not in env]
+        self.PORTS = len(self._picked)
+        self.ports_fixed = len(self._picked) < len(port_variables)
+        self.use_ports(free_ports(self.PORTS))
         # Process keeps this very dict: a port changed in self.env applies to the next start.
         self.process = Process(name or command, [sys.executable, "-m", "kubeface", command], log,
                                env=self.env, cwd=ROOT)
+
+    def use_ports(self, ports: list[int]) -> None:
+        self.env.update(zip(self._picked, map(str, ports), strict=True))
 
     @property
     def log(self) -> Path:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import urllib3
 
-from tests.support.procs import KubefaceProcess, free_port, wait_for
+from tests.support.procs import KubefaceProcess
 
 
 @dataclass
@@ -35,30 +35,26 @@ class WebService(KubefaceProcess):
 
     def __init__(self, command: str, env: dict[str, str], log: Path) -> None:
         self.command = command
-        self.port = free_port()
-        super().__init__(command, {
-            **env, self.PORT_VARIABLE[command]: str(self.port), "BIND_ADDRESS": "127.0.0.1",
-        }, log)
+        super().__init__(command, {**env, "BIND_ADDRESS": "127.0.0.1"}, log,
+                         port_variables=(self.PORT_VARIABLE[command],))
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=30), retries=False)
+
+    @property
+    def port(self) -> int:
+        return int(self.env[self.PORT_VARIABLE[self.command]])
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> WebService:
-        for attempt in range(3):
+        def launch() -> None:
             self.process.start()
-            try:
-                self.process.wait_port(self.port)
-                break
-            except RuntimeError:
-                # Another process on this shared machine took the free port first: a new one.
-                if attempt == 2 or "Address already in use" not in self.process.log.read_text():
-                    raise
-                self.port = free_port()
-                self.env[self.PORT_VARIABLE[self.command]] = str(self.port)
-        wait_for(lambda: self.call("GET", "/healthz").status == 200, f"{self.command} healthz",
-                 30, self.process.proc, self.process.log)
+            self.process.wait_port(self.port)
+            self.process.wait_until(lambda: self.call("GET", "/healthz").status == 200,
+                                    f"{self.command} healthz")
+
+        self.start_servers(launch)
         return self
 
     def call(self, method: str, path: str, body: bytes | str | None = None,
