@@ -11,7 +11,9 @@ import argparse
 import importlib
 import sys
 
+import kubeface
 from kubeface.core import config, log
+from kubeface.core.db import UNAVAILABLE
 
 # command -> (module, one-line description). Each module has main(settings, args) and may have
 # add_arguments(parser).
@@ -23,12 +25,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "receiver": ("kubeface.receiver.app", "accept image paths over HTTP (:8000)"),
     "frontend": ("kubeface.frontend.app", "show the Persons of Interest table (:8081)"),
     "retry": ("kubeface.retry", "re-publish images that failed or got stuck"),
+    "post": ("kubeface.cli_post", "post image files or folders and wait for who is in them"),
 }
 ALIASES = {"enroll": "enrol"}
 
 
 def _usage() -> str:
-    lines = ["usage: kubeface <command> [options]", "", "commands:"]
+    lines = ["usage: kubeface <command> [options]   (kubeface --version)", "", "commands:"]
     lines += [f"  {name:<14}{desc}" for name, (_, desc) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -38,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())
         return 0 if argv else 2
+    if argv[0] in {"-V", "--version"}:
+        print(f"kubeface {kubeface.__version__}")
+        return 0
     name = ALIASES.get(argv[0], argv[0])
     if name not in COMMANDS:
         print(f"kubeface: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
@@ -56,6 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"kubeface {name}: configuration error: {exc}", file=sys.stderr)
         return 2
+    except UNAVAILABLE as exc:
+        print(f"kubeface {name}: {unreachable_database(settings, exc)}", file=sys.stderr)
+        return 1
+
+
+def unreachable_database(settings: config.Settings, exc: BaseException) -> str:
+    """One line: which database could not be used, and the server's or driver's reason."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+    return (f"cannot use the database {settings.mysql_dbname} at {settings.mysql_host}:"
+            f"{settings.mysql_port} ({reason})")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+"""The ``kubeface`` command for people: ``--version``, ``kubeface post`` against the real
+services (progress, the people table, failures, JSON, exit codes), and one line, not a
+traceback, when the database or the receiver cannot be reached."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import kubeface
+from kubeface.core.config import VARIABLES
+from tests.support.procs import ROOT, free_port
+
+
+def kubeface_cmd(*args: str, env: dict[str, str], timeout: float = 300
+                 ) -> subprocess.CompletedProcess:
+    """``python -m kubeface`` with exactly ``env`` of kube-face's variables (no .env file)."""
+    ours = {v.name for v in VARIABLES}
+    full = {**{k: v for k, v in os.environ.items() if k not in ours}, **env,
+            "KUBEFACE_ENV_FILE": "/nonexistent/kubeface.env", "COLUMNS": "120"}
+    return subprocess.run([sys.executable, "-m", "kubeface", *args], env=full, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_version():
+    result = kubeface_cmd("--version", env={})
+    assert (result.returncode, result.stdout.strip()) == (0, f"kubeface {kubeface.__version__}")
+
+
+def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path):
+    port = free_port()
+    result = kubeface_cmd("enrol", "--folder", str(tmp_path), env={
+        "MYSQL_PORT": str(port), "MYSQL_USERPASSWORD": "kubeface:pw-not-shown"}, timeout=60)
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"kubeface enrol: cannot use the database kube at 127.0.0.1:{port} (")
+    assert "pw-not-shown" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unreachable_receiver_is_one_line_and_exit_1(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    port = free_port()
+    result = kubeface_cmd("post", str(tmp_path / "a.jpg"), env={
+        "UNKNOWN_PEOPLE": str(tmp_path), "RECEIVER_PORT": str(port)}, timeout=120)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"kubeface post: cannot reach the receiver at http://127.0.0.1:{port}")
+
+
+def test_post_refuses_paths_it_cannot_post_before_asking_anyone(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "b.jpg").write_bytes(b"x")
+    (root / "notes.txt").write_text("x")
+    (root / "empty").mkdir()
+    result = kubeface_cmd("post", "--json", str(outside / "b.jpg"), str(root / "notes.txt"),
+                          str(root / "empty"), str(root / "missing.jpg"),
+                          env={"UNKNOWN_PEOPLE": str(root), "RECEIVER_PORT": str(free_port())})
+    assert result.returncode == 1
+    reasons = {Path(f["path"]).name: f["error"] for f in json.loads(result.stdout)["failures"]}
+    assert reasons["b.jpg"].startswith("outside UNKNOWN_PEOPLE")
+    assert reasons["notes.txt"].startswith("not an image file name")
+    assert reasons["empty"] == "no image files in this folder"
+    assert reasons["missing.jpg"] == "no such file or folder"
+
+
+@pytest.mark.slow
+def test_post_a_folder_waits_and_reports_who_was_found(processor, receiver, sample_images,
+                                                        image_dirs, service_env):
+    _, unknown = image_dirs
+    nested = unknown / "batch" / "inner"
+    nested.mkdir(parents=True)
+    for name in sample_images:
+        shutil.copyfile(unknown / name, nested / name)
+    (unknown / "batch" / "broken.jpg").write_text("this is text, not a JPEG")
+    (unknown / "batch" / "readme.txt").write_text("not an image name: never posted")
+    env = {**service_env, "RECEIVER_PORT": str(receiver.port)}
+
+    result = kubeface_cmd("post", "--json", "--batch", "3", str(unknown / "batch"), env=env)
+    assert result.returncode == 1, result.stderr  # broken.jpg failed
+    report = json.loads(result.stdout)
+    assert len(report["images"]) == len(sample_images) + 1
+    by_name = {Path(i["path"]).name: i for i in report["images"]}
+    for name, want in sample_images.items():
+        assert (by_name[name]["status"], by_name[name]["person"]) == (want["status"],
+                                                                      want["person"]), name
+    expected_people: dict[str, int] = {}
+    for want in sample_images.values():
+        if want["person"]:
+            expected_people[want["person"]] = expected_people.get(want["person"], 0) + 1
+    assert report["people"] == expected_people
+    (failure,) = report["failures"]
+    assert failure["path"] == "batch/broken.jpg" and failure["error"]
+
+    # Again, for people: progress bars, then the tables; all already posted, nothing failed
+    # among the samples, so exit 0.
+    result = kubeface_cmd("post", "--progress", str(nested), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "posting" in result.stdout and "recognising" in result.stdout
+    assert "People found" in result.stdout and "Images by status" in result.stdout
+    for person in expected_people:
+        assert person in result.stdout
+    assert "Failures" not in result.stdout
