@@ -1,16 +1,36 @@
 #!/usr/bin/env bash
-# Installs everything kube-face needs on a fresh Debian 12 machine: Debian packages (MariaDB,
-# Chromium), NSQ built from the Go module proxy, and the Python environment (.venv) with the
-# generated gRPC code. Idempotent: a second run checks and skips in a few seconds.
-# Builds are cached under $KUBE_FACE_CACHE (default ~/.cache/kube-face) for later clones.
+# Installs what kube-face needs to run on a fresh Debian 12 machine: MariaDB (Debian packages),
+# NSQ built from the Go module proxy, and the Python 3.12 environment (.venv) from uv.lock with
+# the generated gRPC code. `--tests` adds what only the tests use: Chromium and its driver, and
+# docker.io, debootstrap and rsync for the container images. Idempotent: a second run checks and
+# skips in a few seconds. Builds are cached under $KUBE_FACE_CACHE (default ~/.cache/kube-face).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${KUBE_FACE_CACHE:-$HOME/.cache/kube-face}
 nsq_version=v1.3.0
-apt_packages=(mariadb-server mariadb-client chromium chromium-driver docker.io debootstrap rsync)
+apt_packages=(mariadb-server mariadb-client)
+case "${1:-}" in
+  "") ;;
+  --tests) apt_packages+=(chromium chromium-driver docker.io debootstrap rsync) ;;
+  *) echo "usage: scripts/setup.sh [--tests]" >&2; exit 2 ;;
+esac
 
 step() { printf '==> %s\n' "$*"; }
+
+# --- Python 3.12 (first: without it nothing else is worth installing) ------------------------
+python=""
+# (pyenv's shim named python3.12 exists even where 3.12 is not selected: try each for real)
+for candidate in "$HOME"/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 \
+    /usr/bin/python3.12 python3.12; do
+  if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+    python=$(command -v "$candidate"); break
+  fi
+done
+[ -n "$python" ] || {
+  echo "setup: kube-face needs Python 3.12 (Debian 12 has 3.11): install it, e.g. with pyenv, then run this again" >&2
+  exit 1
+}
 
 # --- Debian packages -------------------------------------------------------------------------
 missing=()
@@ -40,27 +60,24 @@ for b in mariadbd mariadb-install-db; do
   p=$(command -v "$b" || echo "/usr/sbin/$b"); [ -x "$p" ] && ln -sfn "$p" "$root/.tools/bin/$b"
 done
 
-# --- Python 3.12 virtual environment ---------------------------------------------------------
-python=""
-# (pyenv's shim named python3.12 exists even where 3.12 is not selected: try each for real)
-for candidate in "$HOME"/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 python3.12; do
-  if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
-    python=$(command -v "$candidate"); break
-  fi
-done
-[ -n "$python" ] || { echo "setup: Python 3.12 not found (pyenv install 3.12)" >&2; exit 1; }
-
+# --- The virtual environment, from uv.lock ---------------------------------------------------
 venv=$root/.venv
-stamp_want=$(cat "$root/requirements.lock" "$root/requirements-face.txt" "$root/pyproject.toml" \
-  | sha256sum | cut -c1-16)
+stamp_want=$(cat "$root/uv.lock" "$root/pyproject.toml" | sha256sum | cut -c1-16)
 if [ "$(cat "$venv/.kubeface-stamp" 2>/dev/null)" != "$stamp_want" ]; then
-  step "python: building $venv with $python"
+  step "python: building $venv with $python from uv.lock"
   rm -rf "$venv"
   "$python" -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade "pip==25.3"
-  "$venv/bin/pip" install -q -r "$root/requirements.lock"
-  "$venv/bin/pip" install -q --no-deps -r "$root/requirements-face.txt"
-  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root"
+  # uv installs the locked set and checks every file's hash; uv itself comes from the lock too.
+  "$venv/bin/python" -c '
+import sys, tomllib
+uv = next(p for p in tomllib.load(open(sys.argv[1], "rb"))["package"] if p["name"] == "uv")
+files = uv.get("wheels", []) + ([uv["sdist"]] if "sdist" in uv else [])
+print("uv==" + uv["version"], *("--hash=" + f["hash"] for f in files))
+' "$root/uv.lock" >"$venv/uv-requirement.txt"
+  "$venv/bin/pip" install -q --require-hashes -r "$venv/uv-requirement.txt"
+  # --locked: stop when uv.lock does not match pyproject.toml (`uv lock` updates it).
+  UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never "$venv/bin/uv" sync --quiet \
+    --locked --extra dev --extra face --project "$root" --python "$venv/bin/python"
   echo "$stamp_want" >"$venv/.kubeface-stamp"
 fi
 "$root/scripts/genproto.sh" "$venv/bin/python"
