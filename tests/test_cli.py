@@ -108,3 +108,20 @@ def test_post_a_folder_waits_and_reports_who_was_found(processor, receiver, samp
     for person in expected_people:
         assert person in result.stdout
     assert "Failures" not in result.stdout
+
+
+def test_progress_bars_only_on_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from kubeface import progress
+
+    shown = io.StringIO()
+    items = list(progress.track(range(7), "encoding known faces",
+                                Console(file=shown, force_terminal=True, width=100)))
+    assert items == list(range(7))
+    assert "encoding known faces" in shown.getvalue() and "7/7" in shown.getvalue()
+    piped = io.StringIO()
+    assert list(progress.track([1, 2], "x", Console(file=piped, force_terminal=False))) == [1, 2]
+    assert piped.getvalue() == ""

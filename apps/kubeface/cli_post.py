@@ -25,12 +25,12 @@ from typing import Any
 
 import urllib3
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kubeface.core.config import Settings
 from kubeface.core.known_people import IMAGE_SUFFIXES
 from kubeface.core.statuses import TERMINAL, Status
+from kubeface.progress import bars as progress_bars
 
 FINAL = {s.value for s in TERMINAL}
 
@@ -139,15 +139,10 @@ class Receiver:
         return body
 
 
-def _progress(console: Console, quiet: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, disable=quiet, transient=False)
-
-
 def run(receiver: Receiver, files: list[str], batch: int, wait: bool, timeout: float,
         poll: float, console: Console, quiet: bool) -> Outcome:
     outcome = Outcome()
-    with _progress(console, quiet) as progress:
+    with progress_bars(console, disable=quiet) as progress:
         posting = progress.add_task("posting", total=len(files))
         for start in range(0, len(files), batch):
             for image in receiver.post(files[start:start + batch]):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubeface import progress
 from kubeface.core import known_people, people
 from kubeface.core.config import Settings
 from kubeface.core.db import Database, execute, last_insert_id, named_lock
@@ -165,7 +166,7 @@ def _local_analyser(settings: Settings) -> AnalyseMany:
 
     def analyse_many(paths: Sequence[Path]) -> list[Any]:
         results: list[Any] = []
-        for path in paths:
+        for path in progress.track(paths, "encoding known faces"):
             try:
                 results.append(models.analyse(path, settings.face_max_side,
                                               settings.face_max_pixels))
