@@ -107,3 +107,20 @@ def test_unknown_command_lists_the_commands(tmp_path):
     assert result.returncode == 2
     assert "unknown command 'frobnicate'" in result.stderr
     assert "migrate" in result.stderr and "face-service" in result.stderr
+
+
+def test_the_version_has_one_source_and_the_deployment_agrees():
+    import tomllib
+
+    import yaml
+
+    import kubeface
+    from kubeface.receiver import openapi
+
+    root = Path(__file__).resolve().parents[1]
+    released = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    assert kubeface.__version__ == released  # read from the installed package's metadata
+    assert openapi.document(config.load(environ={}))["info"]["version"] == released
+    # Ansible tags the images with its own copy: it must be the same release.
+    shared = yaml.safe_load((root / "group_vars" / "all" / "main.yml").read_text())
+    assert shared["kube_face_version"] == released

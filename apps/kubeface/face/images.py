@@ -15,12 +15,10 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from kubeface.core import paths
+from kubeface.core import exif, paths
 
 NOT_FOUND = "not_found"
 INVALID = "invalid"
-_ORIENTATION = 0x0112
-_SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that turn the image a quarter
 
 
 class ImageError(Exception):
@@ -88,22 +86,19 @@ def _decode(file: BinaryIO, name: str, max_side: int, max_pixels: int) -> Loaded
             raise ImageError(INVALID, f"image {name} is {width}x{height} = {width * height} "
                                       f"pixels, more than the {max_pixels} allowed "
                                       "(FACE_MAX_PIXELS); refused before decoding")
-        try:
-            orientation = im.getexif().get(_ORIENTATION, 1)
-        except Exception:  # a damaged EXIF block must not lose the picture
-            orientation = 1
-        if orientation in _SWAPS_SIDES:
+        orientation = exif.orientation(im)
+        if orientation in exif.QUARTER_TURNS:
             width, height = height, width
         target = _scaled(width, height, max_side)
         try:
             if target != (width, height) and im.format == "JPEG":
                 # Decode a JPEG at 1/2, 1/4 or 1/8 scale directly: much less work on big photos.
-                stored = target[::-1] if orientation in _SWAPS_SIDES else target
+                stored = target[::-1] if orientation in exif.QUARTER_TURNS else target
                 im.draft("RGB", stored)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. "palette images with transparency"
                 im.load()
-                upright = ImageOps.exif_transpose(im) if orientation != 1 else im
+                upright = ImageOps.exif_transpose(im) if orientation != exif.UPRIGHT else im
                 rgb = upright.convert("RGB")
             if rgb.size != target:
                 rgb = rgb.resize(target, Image.Resampling.BILINEAR)

@@ -30,7 +30,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from facerecog import face_pb2, face_pb2_grpc
+from facerecog import SERVICE_NAME, face_pb2, face_pb2_grpc
 from kubeface import enrol
 from kubeface.core import known_people, matching, metrics, paths
 from kubeface.core.config import Settings
@@ -41,7 +41,6 @@ from kubeface.face.images import NOT_FOUND, ImageError
 
 log = logging.getLogger("kubeface.face")
 
-SERVICE_NAME = "facerecog.Identity"
 POLL_SECONDS = 2.0  # how often KNOWN_PEOPLE is checked for changes
 VERSION_POLL_SECONDS = 1.0  # how often the database's people version is checked
 DRAIN_SECONDS = 30.0  # longest wait for calls in flight at SIGTERM

@@ -17,7 +17,7 @@ from typing import Any
 import bottle
 from PIL import Image as PILImage
 
-from kubeface.core import image_queries, metrics, web
+from kubeface.core import exif, image_queries, metrics, web
 from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.paths import PathError, open_image, real_file
@@ -34,9 +34,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-# EXIF orientations that turn the picture a quarter: the stored face boxes are in the upright
-# picture's pixels (the face service applies the orientation before detection).
-_QUARTER_TURNS = {5, 6, 7, 8}
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,7 @@ def picture(stored_path: str, root: Path) -> Picture:
         path = real_file(stored_path, root)
         with open_image(path) as file, PILImage.open(file) as im:
             width, height = im.size
-            orientation = im.getexif().get(0x0112, 1)
+            orientation = exif.orientation(im)
             mime = PILImage.MIME.get(im.format or "")
     except PathError as exc:
         return Picture(problem=str(exc))
@@ -67,7 +64,7 @@ def picture(stored_path: str, root: Path) -> Picture:
         return Picture(problem=f"the file is not a readable image ({type(exc).__name__})")
     if mime is None:
         return Picture(problem="the file is not an image a browser shows")
-    if orientation in _QUARTER_TURNS:
+    if orientation in exif.QUARTER_TURNS:  # the face boxes are in upright pixels
         width, height = height, width
     return Picture(width, height, mime, path)
 

@@ -20,9 +20,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from facerecog import face_pb2, face_pb2_grpc
-
-SERVICE_NAME = "facerecog.Identity"
+from facerecog import SERVICE_NAME, face_pb2, face_pb2_grpc
 
 # A restarted face service must be found again within seconds; gRPC's default reconnect
 # backoff grows to two minutes.
