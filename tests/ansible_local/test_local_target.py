@@ -10,116 +10,34 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
 
-from tests.support.procs import VENV_BIN, ansible_playbook, free_ports, port_open
+from tests.support.local_target import (
+    Target,
+    alive,
+    changed_tasks,
+    gone,
+    scratch_target,
+    task_result,
+)
+from tests.support.procs import port_open
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 PROGRAMS = {"mariadb", "nsqlookupd", "nsqd", "face-service", "processor", "receiver", "frontend",
             "retry"}
-PORT_VARS = ("receiver", "frontend", "face", "nsqd_tcp", "nsqd_http", "nsqlookupd_tcp",
-             "nsqlookupd_http", "mysql", "processor_metrics", "face_metrics")
 # The services whose logs are kube-face's own (LOG_FORMAT=json): one JSON object per line.
 JSON_LOGS = ("face-service", "processor", "receiver", "frontend", "retry")
 
 
-class Target:
-    """One scratch deployment: its variables, data directory and the playbook runs made on it."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.data = base / "data"
-        self.ports = dict(zip(PORT_VARS, free_ports(len(PORT_VARS)), strict=True))
-        self.vars = {f"kube_face_{name}_port": port for name, port in self.ports.items()}
-        self.vars.update(kube_face_local_data_dir=str(self.data),
-                         # one recognition worker: the machine is shared
-                         kube_face_local_env={"FACE_WORKERS": "1", "LOG_FORMAT": "json"})
-        self.vars_file = base / "vars.json"
-        self.vars_file.write_text(json.dumps(self.vars))
-        self.runs: dict[str, subprocess.CompletedProcess] = {}
-
-    def play(self, label: str, playbook: str, *args: str) -> dict:
-        result = ansible_playbook(playbook, "-i", "inventory/local", "-e", f"@{self.vars_file}",
-                                  *args, json=True, timeout=1800)
-        self.runs[label] = result
-        (self.base / f"{label}.json").write_text(result.stdout)
-        assert result.returncode == 0, f"{label}: rc {result.returncode}\n" + _failures(result)
-        return json.loads(result.stdout)
-
-    def supervisorctl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(VENV_BIN / "supervisorctl"), "-c",
-                               str(self.data / "supervisor" / "supervisord.conf"), *args],
-                              capture_output=True, text=True, timeout=60)
-
-    def password(self, user: str) -> str:
-        return (self.data / "secrets" / user).read_text().strip()
-
-
-def _failures(result: subprocess.CompletedProcess) -> str:
-    """The failed tasks of a JSON-callback run, or the raw tail when it is not JSON."""
-    try:
-        report = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        return (result.stdout + result.stderr)[-4000:]
-    lines = []
-    for task in _tasks(report):
-        for host in task["hosts"].values():
-            if host.get("failed") and not host.get("ignore_errors"):
-                lines.append(f"{task['task']['name']}: {json.dumps(host)[:1500]}")
-    return "\n".join(lines) or result.stderr[-4000:]
-
-
-def _tasks(report: dict) -> list[dict]:
-    return [task for play in report["plays"] for task in play["tasks"]]
-
-
-def _changed(report: dict) -> list[str]:
-    """Names of the tasks that reported a change (to say which one broke idempotence)."""
-    return [t["task"]["name"] for t in _tasks(report)
-            if any(h.get("changed") for h in t["hosts"].values())]
-
-
-def _result(report: dict, name: str) -> dict:
-    for task in _tasks(report):
-        # a role's task is named "<role> : <name>"
-        if task["task"]["name"].split(" : ")[-1] == name:
-            return task["hosts"]["localhost"]
-    raise AssertionError(f"no task {name!r} in the run")
-
-
-def _running(pid: int) -> bool:
-    """The process exists and is not a zombie (supervisord daemonises, so this machine's init,
-    which may reap late, is its parent)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def _gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while _running(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    target = Target(tmp_path_factory.mktemp("ansible_local"))
-    yield target
-    # Whatever happened, leave no process behind.
-    if (target.data / "supervisor" / "supervisord.pid").exists():
-        target.supervisorctl("shutdown")
+    with scratch_target(tmp_path_factory.mktemp("ansible_local")) as target:
+        yield target
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +67,7 @@ def test_check_mode_before_anything_exists_writes_nothing(target, fresh_check):
 
 def test_first_run_deploys_everything_and_the_smoke_test_passes(target, first):
     expected = json.loads((target.data / "unknown_people" / "expected.json").read_text())
-    table = _result(first, "Smoke test | Show the results")["msg"]
+    table = task_result(first, "Smoke test | Show the results")["msg"]
     assert len(table) == len(expected) + 1, table
     rows = {line.split()[1]: line for line in table[1:]}
     assert set(rows) == set(expected)
@@ -158,7 +76,7 @@ def test_first_run_deploys_everything_and_the_smoke_test_passes(target, first):
         assert f" {want['status']} " in rows[name]
         if want["person"]:
             assert want["person"] in rows[name]
-    verdict = _result(first, "Smoke test | Check every image got its expected result and the "
+    verdict = task_result(first, "Smoke test | Check every image got its expected result and the "
                              "frontend shows it")
     assert verdict["msg"] == f"smoke test passed: {len(expected)} images, every one as expected"
     status = target.supervisorctl("status").stdout.splitlines()
@@ -167,12 +85,12 @@ def test_first_run_deploys_everything_and_the_smoke_test_passes(target, first):
 
 
 def test_second_run_changes_nothing(second):
-    assert second["stats"]["localhost"]["changed"] == 0, _changed(second)
+    assert second["stats"]["localhost"]["changed"] == 0, changed_tasks(second)
     assert second["stats"]["localhost"]["failures"] == 0
 
 
 def test_check_mode_on_the_deployment_changes_nothing(check):
-    assert check["stats"]["localhost"]["changed"] == 0, _changed(check)
+    assert check["stats"]["localhost"]["changed"] == 0, changed_tasks(check)
 
 
 def test_secrets_are_private_and_never_shown(target, first, second):
@@ -226,9 +144,9 @@ def test_teardown_stops_everything_and_removes_data_only_when_asked(target, firs
     mariadbd_pid = target.data / "mariadb" / "mariadbd.pid"
     pids = [int(p.read_text()) for p in (supervisord_pid, mariadbd_pid)]
 
-    assert all(_running(pid) for pid in pids)
+    assert all(alive(pid) for pid in pids)
     target.play("teardown", "teardown.yml")
-    assert all(_gone(pid) for pid in pids), pids
+    assert all(gone(pid) for pid in pids), pids
     assert not supervisord_pid.exists() and not mariadbd_pid.exists()
     assert not [name for name, port in target.ports.items() if port_open(port)]
     assert (target.data / "mariadb" / "data").is_dir(), "data kept without the flag"
