@@ -11,6 +11,7 @@ import pytest
 from facerecog import face_pb2
 from kubeface.core import matching, people
 from tests.support.face import FaceService
+from tests.support.procs import free_port
 
 
 def wait_until(check, timeout: float, what: str) -> float:
@@ -27,9 +28,13 @@ def wait_until(check, timeout: float, what: str) -> float:
 def test_replicas_share_the_database_and_reload_within_seconds(service_env, db, sample_images,
                                                                tmp_path):
     env = {**service_env, "FACE_WORKERS": "1"}
-    first = FaceService(tmp_path / "face-1", env).start()
+
+    def replica(name: str) -> FaceService:
+        return FaceService(tmp_path / name, {**env, "FACE_METRICS_PORT": str(free_port())})
+
+    first = replica("face-1").start()
     try:
-        second = FaceService(tmp_path / "face-2", env).start()
+        second = replica("face-2").start()
         try:
             # The folder was imported once: the second replica encoded nothing.
             assert "known folder imported: 3 file(s) encoded" in first.log.read_text()
@@ -50,9 +55,9 @@ def test_replicas_share_the_database_and_reload_within_seconds(service_env, db, 
             person = people.create_person(db, "Tom Hanks")
             people.add_uploaded_photo(db, person.id, "people/tom.png", "0" * 64,
                                       people.Box(0, 1, 1, 0), list(tom.faces[0].encoding))
-            for replica in (first, second):
+            for service in (first, second):
                 took = wait_until(
-                    lambda r=replica: r.identify("tom_hanks.png").person == "Tom Hanks",
+                    lambda r=service: r.identify("tom_hanks.png").person == "Tom Hanks",
                     5.0, "the new person is matched")
                 assert took < 5.0
             # Deleting a person takes effect the same way.
@@ -63,7 +68,7 @@ def test_replicas_share_the_database_and_reload_within_seconds(service_env, db, 
             second.stop()
         # A restart encodes nothing: the encodings are in the database.
         first.stop()
-        first = FaceService(tmp_path / "face-3", env).start()
+        first = replica("face-3").start()
         log = first.log.read_text()
         assert "known folder imported: 0 file(s) encoded" in log
         assert first.identify("obama2.jpg").person == "Barack Obama"
