@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.face import FaceService, face_env
 from tests.support.mariadb import MariaDB
 from tests.support.nsq import Nsq
-from tests.support.procs import PortTaken, free_ports, listens, running_with_argument
+from tests.support.processor import Processor
+from tests.support.procs import PortTaken, free_port, free_ports, listens, running_with_argument
 from tests.support.web import WebService
 
 
@@ -107,3 +109,34 @@ def test_a_web_service_moves_off_a_taken_port(tmp_path: Path, service_env: dict[
         assert listens(receiver.process.proc.pid, receiver.port)
     finally:
         receiver.stop()
+
+
+def test_the_face_service_moves_off_a_taken_port(tmp_path: Path, taken_port: int):
+    known, unknown = tmp_path / "known", tmp_path / "unknown"
+    known.mkdir()
+    unknown.mkdir()
+    service = FaceService(tmp_path / "face", face_env(known, unknown, tmp_path / "cache"))
+    service.use_ports([taken_port, service.metrics_port])
+    service.start(wait=False)
+    try:
+        assert service.port != taken_port
+        assert service.env["GRPC_PORT"] == str(service.port)
+        assert listens(service.process.proc.pid, service.port)
+        assert "cannot listen on" in service.log.read_text()
+    finally:
+        service.stop()
+
+
+def test_the_processor_moves_off_a_taken_metrics_port(tmp_path: Path,
+                                                      service_env: dict[str, str], db,
+                                                      taken_port: int):
+    processor = Processor(tmp_path / "processor",
+                          {**service_env, "GRPC_ADDRESS": f"127.0.0.1:{free_port()}"})
+    processor.use_ports([taken_port])
+    processor.start()
+    try:
+        assert processor.metrics_port != taken_port
+        assert "PROCESSOR_METRICS_PORT" in processor.log.read_text()
+        assert listens(processor.process.proc.pid, processor.metrics_port)
+    finally:
+        processor.stop()
