@@ -10,9 +10,10 @@ path on a keep-alive connection per client thread; for each client count the two
 run ``--rounds`` times, alternating which goes first, and each run sends ``--posts`` posts. A
 failed request (an error, a reset connection, an answer that is not a stored and published
 image) is counted, never retried; the run fails unless there are none, and unless each
-database holds one row per post and nsqd one message per post. Prints posts/s of each and the
-ratio ours/original. The machine may be shared: the load average is printed; compare only
-numbers of one run.
+database holds one row per post and nsqd one message per post. Prints posts/s of each, the
+ratio ours/original, and the CPU time per post of the receiver and of receiver, MariaDB and nsqd
+together (read from /proc: less sensitive than wall time to other work on the machine). The
+machine may be shared: the load average is printed; compare only numbers of one run.
 
 The original is Skarlso/kube-cluster-sample ``receiver/``, built from its source with only its
 hard-coded listen address replaced (without ``--original``, only ours is measured):
@@ -64,6 +65,16 @@ class Run:
     posts: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def ours_ok(status: int, body: bytes) -> bool:
@@ -79,8 +90,9 @@ def original_ok(status: int, body: bytes) -> bool:
 
 
 def run(port: int, ok: Callable[[int, bytes], bool], prefix: str, posts: int,
-        clients: int) -> Run:
-    """``posts`` new paths posted one per request from ``clients`` threads."""
+        clients: int, pids: dict[str, int]) -> Run:
+    """``posts`` new paths posted one per request from ``clients`` threads; the CPU time
+    each process of ``pids`` spent meanwhile."""
     result = Run()
     lock = threading.Lock()
     start = threading.Barrier(clients + 1)
@@ -114,11 +126,13 @@ def run(port: int, ok: Callable[[int, bytes], bool], prefix: str, posts: int,
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:
         t.start()
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     start.wait()
     began = time.perf_counter()
     for t in threads:
         t.join()
     result.seconds = time.perf_counter() - began
+    result.cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
     result.posts = posts // clients * clients
     return result
 
@@ -165,6 +179,8 @@ def main() -> int:
             ours = WebService("receiver", env, base / "receiver.log").start()
             stop.insert(0, ours.stop)
             receivers = {"ours": (ours.port, ours_ok, "kube")}
+            shared = {"mariadbd": mariadb.process.proc.pid, "nsqd": nsq.nsqd.proc.pid}
+            pids = {"ours": ours.process.proc.pid}
             if args.original:
                 mariadb.create_database("original")
                 with mariadb.root("original") as conn, conn.cursor() as cur:
@@ -173,10 +189,11 @@ def main() -> int:
                                                 base / "original.log")
                 stop.insert(0, original.stop)
                 receivers["original"] = (port, original_ok, "original")
+                pids["original"] = original.proc.pid
             print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
             expected = Counter()
             for name, (port, ok, _) in receivers.items():  # connections, pools, first queries
-                warm = run(port, ok, "warmup", 64, 4)
+                warm = run(port, ok, "warmup", 64, 4, {})
                 assert not warm.failures, (name, warm.failures)
                 expected[name] += warm.posts
             results: dict[tuple[str, int], list[Run]] = {}
@@ -185,7 +202,8 @@ def main() -> int:
                     order = list(receivers) if r % 2 == 0 else list(reversed(receivers))
                     for name in order:
                         port, ok, _ = receivers[name]
-                        done = run(port, ok, f"c{clients}r{r}", args.posts, clients)
+                        done = run(port, ok, f"c{clients}r{r}", args.posts, clients,
+                                   {"receiver": pids[name], **shared})
                         results.setdefault((name, clients), []).append(done)
                         expected[name] += done.posts - done.failures.total()
             print(f"load average after:  {os.getloadavg()[0]:.2f}")
@@ -200,7 +218,8 @@ def main() -> int:
                 action()
 
     print(f"\n{'clients':>7} {'receiver':>9} {'posts':>6} {'seconds':>8} {'posts/s':>8} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'failed':>6}")
+          f"{'p50 ms':>7} {'p99 ms':>7} {'CPU ms/post: receiver':>22} {'+db+nsqd':>8} "
+          f"{'failed':>6}")
     failed = 0
     for clients in levels:
         for name in receivers:
@@ -210,9 +229,11 @@ def main() -> int:
             failures = sum((r.failures for r in runs), Counter())
             failed += failures.total()
             p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+            mine = sum(r.cpu["receiver"] for r in runs) * 1000 / posts
+            total = sum(sum(r.cpu.values()) for r in runs) * 1000 / posts
             print(f"{clients:>7} {name:>9} {posts:>6} {seconds:>8.2f} {posts / seconds:>8.0f} "
                   f"{statistics.median(latencies) * 1000:>7.1f} {p99 * 1000:>7.1f} "
-                  f"{failures.total():>6}  {dict(failures) or ''}")
+                  f"{mine:>22.2f} {total:>8.2f} {failures.total():>6}  {dict(failures) or ''}")
     if "original" in receivers:
         print("\nours / original (posts/s):")
         for clients in levels:

@@ -89,3 +89,55 @@ def test_a_burst_of_new_connections_is_accepted_and_none_is_reset(receiver, db):
     listening = subprocess.run(["ss", "-Hltn", f"sport = :{receiver.port}"], check=True,
                                capture_output=True, text=True).stdout.split()
     assert int(listening[2]) >= 256, listening  # Send-Q of a listening socket: its backlog
+
+
+def _exchange(port: int, pieces: list[bytes], pause: float = 0.2) -> bytes:
+    """Send ``pieces`` with a pause between them; everything the receiver answers until it
+    closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as conn:
+        for piece in pieces:
+            conn.sendall(piece)
+            time.sleep(pause)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_requests_in_pieces_pipelined_chunked_or_expecting_100_are_all_answered(receiver, db):
+    def post(path: str, close: bool = False) -> bytes:
+        body = json.dumps({"path": path}).encode()
+        return (b"POST /image/post HTTP/1.1\r\nHost: x\r\n"
+                + (b"Connection: close\r\n" if close else b"")
+                + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    one = post("pieces.jpg", close=True)
+    assert _exchange(receiver.port, [one[:7], one[7:30], one[30:-3], one[-3:]]).startswith(
+        b"HTTP/1.1 202")
+    # Three requests in one write, then the rest of a fourth: four answers, in order.
+    four = post("p1.jpg") + post("p2.jpg") + post("p3.jpg") + post("p4.jpg", close=True)
+    answers = _exchange(receiver.port, [four[:-10], four[-10:]])
+    assert answers.count(b"HTTP/1.1 202") == 4, answers
+    chunked = (b"POST /image/post HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               b"Connection: close\r\n\r\n")
+    body = json.dumps({"path": "chunked.jpg"}).encode()
+    answer = _exchange(receiver.port, [chunked, b"%x\r\n%s\r\n" % (5, body[:5]),
+                                       b"%x\r\n%s\r\n0\r\n\r\n" % (len(body) - 5, body[5:])])
+    assert answer.startswith(b"HTTP/1.1 202"), answer
+    # A client that waits for "100 Continue" before it sends its body gets it, once.
+    body = json.dumps({"path": "continue.jpg"}).encode()
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=15) as conn:
+        conn.sendall(b"POST /image/post HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+        assert conn.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        conn.sendall(body)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 202") and b"100 Continue" not in answer, answer
+    # A head larger than allowed is refused, not waited for.
+    huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n"
+    assert _exchange(receiver.port, [huge]).startswith(b"HTTP/1.1 413")
+    stored = {r.path for r in db.query("SELECT path FROM images")}
+    assert stored == {"pieces.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "p4.jpg", "chunked.jpg",
+                      "continue.jpg"}

@@ -50,6 +50,9 @@ class Database:
             pool_size=max(settings.db_pool_size, threads),
             max_overflow=settings.db_pool_size,
             pool_pre_ping=True,  # a database restart must not fail the next request
+            # connection() ends what was left open itself: no ROLLBACK round trip after a
+            # transaction that has committed.
+            pool_reset_on_return=None,
             pool_recycle=1800,
             pool_timeout=connect_timeout,
             isolation_level="READ COMMITTED",
@@ -63,7 +66,11 @@ class Database:
         try:
             yield conn
         finally:
-            conn.close()
+            try:
+                if conn._conn.in_transaction():  # a query outside transaction() began one
+                    conn._conn.rollback()
+            finally:
+                conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[records.Connection]:
