@@ -19,35 +19,23 @@ from typing import Any
 
 import bottle
 
-from kubeface.core import image_queries, matching, people, uploads
+from kubeface.core import image_queries, people, uploads, web
 from kubeface.core.config import Settings
-from kubeface.core.db import Database, execute
-from kubeface.core.paths import PathError, real_file
-from kubeface.processor.face_client import FaceClient, ImageError
+from kubeface.core.db import Database
+from kubeface.people_actions import UPLOAD_MAX_FILES, PeopleActions, Publish
 
 log = logging.getLogger(__name__)
 
 UPLOAD_MAX_BYTES = 32 << 20  # one multipart request, all its files together
-UPLOAD_MAX_FILES = 100
 JSON_MAX_BYTES = 64 << 10
 MAX_ID = 2**31 - 1
-MAX_IMAGE_ID = 2**63 - 1
-RETRY_AFTER = "5"
+MAX_IMAGE_ID = image_queries.MAX_ID
 
-Publish = Callable[[list[int]], tuple[bool, str]]
-
-
-class Refused(Exception):
-    """An answer other than success, as JSON."""
-
-    def __init__(self, status: int, message: str, details: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.details = status, message, details
+Refused = web.HttpError
 
 
 def _json(status: int, body: Any) -> bottle.HTTPResponse:
-    return bottle.HTTPResponse(json.dumps(body, ensure_ascii=False), status,
-                               {"Content-Type": "application/json; charset=utf-8"})
+    return web.json_response(status, body)
 
 
 def _no_content() -> bottle.HTTPResponse:
@@ -55,18 +43,11 @@ def _no_content() -> bottle.HTTPResponse:
 
 
 def _id(raw: str, what: str, high: int = MAX_ID) -> int:
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= high:
-        raise Refused(400, f"{what} must be an integer from 1 to {high}, got {raw[:40]!r}")
-    return int(raw)
+    return web.int_param(raw, what, 1, high)
 
 
 def _query_int(name: str, default: int, low: int, high: int) -> int:
-    raw = bottle.request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise Refused(400, f"{name} must be an integer from {low} to {high}, got {raw[:40]!r}")
-    return int(raw)
+    return web.int_param(bottle.request.query.get(name), name, low, high, default)
 
 
 def _read_body(limit: int) -> bytes:
@@ -91,6 +72,8 @@ def _json_body() -> dict[str, Any]:
         raise Refused(400, "body is not UTF-8 text: send JSON") from None
     except json.JSONDecodeError as exc:
         raise Refused(400, f"body is not valid JSON ({exc.msg})") from None
+    except ValueError as exc:  # an integer over Python's 4300 digits
+        raise Refused(400, f"body has a number JSON cannot hold here ({exc})") from None
     except RecursionError:
         raise Refused(400, "body is JSON nested too deeply") from None
     if not isinstance(body, dict):
@@ -120,37 +103,12 @@ def _multipart() -> tuple[list[bottle.FileUpload], dict[str, str]]:
     return files, fields
 
 
-def _checked(files: list[bottle.FileUpload], max_pixels: int) -> list[uploads.Checked]:
-    """Every file decoded whole, or Refused naming the bad ones: nothing is stored unless all
-    are images."""
-    checked, errors, status = [], [], 400
-    for upload in files:
-        try:
-            checked.append(uploads.check(upload.raw_filename or "file",
-                                         upload.file.read(), max_pixels))
-        except uploads.UploadError as exc:
-            errors.append(exc.message)
-            status = max(status, exc.status)
-    if errors:
-        raise Refused(status, f"{len(errors)} of {len(files)} files refused; nothing was stored"
-                      if len(files) > 1 else errors[0], errors[:20] if len(files) > 1 else None)
-    return checked
-
-
 class PeopleApi:
-    """The routes; ``publish`` is the receiver's publisher of new image ids."""
+    """The routes over :class:`PeopleActions`; ``publish`` is the receiver's publisher."""
 
     def __init__(self, settings: Settings, db: Database, publish: Publish) -> None:
-        self.settings, self.db, self.publish = settings, db, publish
-        self.root = settings.unknown_people
-        self._face: FaceClient | None = None
-
-    @property
-    def face(self) -> FaceClient:
-        if self._face is None:  # one channel, opened when a photo first needs encoding
-            self._face = FaceClient(self.settings.grpc_address,
-                                    self.settings.grpc_timeout_seconds)
-        return self._face
+        self.settings, self.db = settings, db
+        self.actions = PeopleActions(settings, db, publish)
 
     def routes(self) -> list[tuple[str, str, Callable[..., bottle.HTTPResponse]]]:
         return [
@@ -169,27 +127,15 @@ class PeopleApi:
 
     def register(self, app: bottle.Bottle) -> None:
         for path, method, handler in self.routes():
-            app.route(path, method, self._answering(handler))
+            app.route(path, method, web.guarded(self._answering(handler), web.json_error))
 
     def _answering(self, func: Callable[..., bottle.HTTPResponse]) -> Callable[..., Any]:
         def handle(**kwargs: Any) -> bottle.HTTPResponse:
             try:
                 return func(**kwargs)
-            except (Refused, people.PeopleError, uploads.UploadError) as exc:
-                body: dict[str, Any] = {"error": exc.message}
-                if getattr(exc, "details", None):
-                    body["details"] = exc.details
-                return _json(exc.status, body)
-            except image_queries.DATABASE_AWAY as exc:
-                log.warning("database unavailable: %s", getattr(exc, "orig", exc))
-                answer = _json(503, {"error": "the database is unavailable: nothing was "
-                                              "stored, try again later"})
-                answer.set_header("Retry-After", RETRY_AFTER)
-                return answer
+            except (people.PeopleError, uploads.UploadError) as exc:
+                raise web.HttpError(exc.status, exc.message) from None
         return handle
-
-    def rematch(self, image_ids: list[int] | None = None) -> matching.Rematch:
-        return matching.rematch(self.db, self.settings.face_tolerance, image_ids)
 
     # -- people -----------------------------------------------------------------------------
 
@@ -227,11 +173,8 @@ class PeopleApi:
         return _json(200, self._person_json(people.rename_person(self.db, pid, body["name"])))
 
     def delete_person(self, person_id: str) -> bottle.HTTPResponse:
-        affected = people.delete_person(self.db, _id(person_id, "person id"))
-        self.rematch(affected)
+        self.actions.delete_person(_id(person_id, "person id"))
         return _no_content()
-
-    # -- photos -----------------------------------------------------------------------------
 
     def add_photo(self, person_id: str) -> bottle.HTTPResponse:
         pid = _id(person_id, "person id")
@@ -239,85 +182,19 @@ class PeopleApi:
         files, fields = _multipart()
         if len(files) != 1:
             raise Refused(400, f'send one file in the field "file", got {len(files)}')
-        choice = fields.get("face")
-        if choice is not None and not (choice.isascii() and choice.isdigit()
-                                       and int(choice) < 1000):
-            raise Refused(400, f'"face" must be the index of a face (0, 1, ...), got '
-                               f"{choice[:20]!r}")
-        (photo,) = _checked(files, self.settings.face_max_pixels)
-        relative = photo.relative(uploads.PHOTOS)
-        written = uploads.store(self.root, relative, photo.data)
-        try:
-            face = self._one_face(relative, None if choice is None else int(choice))
-            photo_id = people.add_uploaded_photo(
-                self.db, pid, relative, photo.sha256,
-                people.Box(face.box.top, face.box.right, face.box.bottom, face.box.left),
-                list(face.encoding))
-        except BaseException:
-            if written and not people.file_in_use(self.db, relative, "upload"):
-                uploads.remove(self.root, relative)
-            raise
-        self.rematch()
-        return _json(201, {"photo_id": photo_id, "face": {
-            "top": face.box.top, "right": face.box.right, "bottom": face.box.bottom,
-            "left": face.box.left}})
-
-    def _one_face(self, relative: str, choice: int | None) -> Any:
-        try:
-            answer = self.face.identify(relative)
-        except ImageError as exc:
-            raise Refused(400, f"the face service refused the photo: {exc}") from None
-        except Exception as exc:
-            log.warning("face service unavailable for a photo: %s", exc)
-            raise Refused(503, "the face service is unavailable: nothing was stored, try "
-                               "again later") from None
-        faces = list(answer.faces)
-        if not faces:
-            raise Refused(400, "no face found in the photo: send a photo where the face is "
-                               "clearly visible")
-        if choice is None and len(faces) > 1:
-            boxes = [f"face {i}: top {f.box.top}, right {f.box.right}, bottom {f.box.bottom},"
-                     f" left {f.box.left}" for i, f in enumerate(faces)]
-            raise Refused(400, f"the photo shows {len(faces)} faces: say which one with the "
-                               'form field "face" (its index, from 0, left to right)', boxes)
-        index = choice or 0
-        if index >= len(faces):
-            raise Refused(400, f"the photo shows {len(faces)} face(s): there is no face {index}")
-        if len(faces[index].encoding) != matching.DIMENSIONS:
-            raise Refused(503, "the face service did not return the face's encoding (an older "
-                               "version?): nothing was stored")
-        return faces[index]
+        photo_id, box = self.actions.add_photo(pid, files[0], fields.get("face"))
+        return _json(201, {"photo_id": photo_id, "face": box.as_json()})
 
     def remove_photo(self, person_id: str, photo_id: str) -> bottle.HTTPResponse:
-        pid, phid = _id(person_id, "person id"), _id(photo_id, "photo id")
-        affected = [int(r.image_id) for r in self.db.query(
-            "SELECT DISTINCT image_id FROM faces WHERE photo_id = :p", p=phid)]
-        removed = people.remove_photo(self.db, pid, phid)
-        # Only files this API wrote (a named face's fallback photo is the image itself).
-        if removed.file.startswith(uploads.PHOTOS + "/") and not people.file_in_use(
-                self.db, removed.file, removed.source):
-            uploads.remove(self.root, removed.file)
-        self.rematch(affected)
+        self.actions.remove_photo(_id(person_id, "person id"), _id(photo_id, "photo id"))
         return _no_content()
 
     # -- images -----------------------------------------------------------------------------
 
     def upload_images(self) -> bottle.HTTPResponse:
         files, _ = _multipart()
-        if len(files) > UPLOAD_MAX_FILES:
-            raise Refused(413, f"{len(files)} files is over the limit of {UPLOAD_MAX_FILES} per "
-                               "request")
-        checked = _checked(files, self.settings.face_max_pixels)
-        relative = [c.relative(uploads.UPLOADS) for c in checked]
-        for c, path in zip(checked, relative, strict=True):
-            uploads.store(self.root, path, c.data)
-        posted = image_queries.insert_pending(self.db, relative)
-        ids = sorted({p.id for p in posted})
-        if ids:
-            self.db.execute("UPDATE images SET uploaded = 1"
-                            f" WHERE id IN ({matching.sql_ints(ids)})")
+        posted, published, message = self.actions.upload(files)
         new_ids = [p.id for p in posted if p.new]
-        published, message = self.publish(new_ids)
         return _json(202 if new_ids else 200, {
             "images": [{"id": p.id, "path": p.path, "status": p.status.value,
                         "already_posted": not p.new} for p in posted],
@@ -326,22 +203,8 @@ class PeopleApi:
         })
 
     def delete_image(self, image_id: str) -> bottle.HTTPResponse:
-        iid = _id(image_id, "image id", MAX_IMAGE_ID)
-        with self.db.transaction() as conn:
-            row = conn.query("SELECT path, uploaded FROM images WHERE id = :id FOR UPDATE",
-                             id=iid).first()
-            if row is None:
-                raise Refused(404, f"no image with id {iid}")
-            execute(conn, "DELETE FROM images WHERE id = :id", id=iid)
-        if row.uploaded:
-            uploads.remove(self.root, row.path)
+        self.actions.delete_image(_id(image_id, "image id", MAX_IMAGE_ID))
         return _no_content()
-
-    def _face_of(self, image_id: str, index: str) -> people.StoredFace:
-        iid = _id(image_id, "image id", MAX_IMAGE_ID)
-        if not index.isascii() or not index.isdigit() or int(index) > 100_000:
-            raise Refused(400, f"face index must be an integer from 0, got {index[:20]!r}")
-        return people.get_face(self.db, iid, int(index))
 
     def _image_json(self, image_id: int) -> bottle.HTTPResponse:
         image = image_queries.get_image(self.db, image_id)
@@ -350,38 +213,20 @@ class PeopleApi:
         return _json(200, image.as_json())
 
     def name_face(self, image_id: str, index: str) -> bottle.HTTPResponse:
-        face = self._face_of(image_id, index)
+        iid = _id(image_id, "image id", MAX_IMAGE_ID)
+        face = _face_index(index)
         body = _json_body()
-        person_id = body.get("person_id")
-        if isinstance(person_id, bool) or not isinstance(person_id, int) or \
-                not 1 <= person_id <= MAX_ID:
-            raise Refused(400, f'"person_id" must be a person\'s id (an integer from 1), got '
-                               f"{json.dumps(person_id)[:40]}")
-        people.require_person(self.db, person_id)
-        file, sha = self._crop(face)
-        people.assign_face(self.db, face, person_id, file, sha)
-        self.rematch()
-        return self._image_json(face.image_id)
-
-    def _crop(self, face: people.StoredFace) -> tuple[str, str]:
-        """The face's crop stored as a photo file; the image itself when it cannot be read."""
-        try:
-            crop = uploads.crop(real_file(face.image_path, self.root),
-                                (face.box.top, face.box.right, face.box.bottom, face.box.left),
-                                self.settings.face_max_pixels)
-        except (PathError, OSError, ValueError, uploads.UploadError) as exc:
-            log.info("face %d of image %d not cropped (%s): its photo is the image",
-                     face.index, face.image_id, exc)
-            return face.image_path, "0" * 64
-        relative = crop.relative(uploads.PHOTOS)
-        uploads.store(self.root, relative, crop.data)
-        return relative, crop.sha256
+        self.actions.name_face(iid, face, body.get("person_id"))
+        return self._image_json(iid)
 
     def reject_face(self, image_id: str, index: str) -> bottle.HTTPResponse:
-        face = self._face_of(image_id, index)
-        people.reject_face(self.db, face)
-        self.rematch()
-        return self._image_json(face.image_id)
+        iid = _id(image_id, "image id", MAX_IMAGE_ID)
+        self.actions.reject_face(iid, _face_index(index))
+        return self._image_json(iid)
+
+
+def _face_index(raw: str) -> int:
+    return web.int_param(raw, "face index", 0, 100_000)
 
 
 # -- the OpenAPI document's part ------------------------------------------------------------
