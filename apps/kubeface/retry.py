@@ -1,4 +1,4 @@
-"""``kubeface retry``: the article's cron job, done right (the original's issue #2).
+"""``kubeface retry``: the article's cron job.
 
 One run re-publishes, through nsqd's HTTP API:
 
@@ -24,8 +24,9 @@ import signal
 import threading
 from dataclasses import dataclass, field
 
+from kubeface.core import lifecycle
 from kubeface.core.config import Settings
-from kubeface.core.db import UNAVAILABLE, Database, execute, named_lock
+from kubeface.core.db import UNAVAILABLE, Database, named_lock
 from kubeface.core.queue import Publisher, PublishError
 
 log = logging.getLogger(__name__)
@@ -50,18 +51,6 @@ class RetryRun:
         return sorted({*self.failed, *self.pending, *self.expired, *self.rematched})
 
 
-def _revive(conn, where: str, sets: str, limit: int, **params: object) -> list[int]:  # type: ignore[no-untyped-def]
-    """Lock the rows matching ``where`` (with ``params``), apply ``sets``, return their ids."""
-    ids = [int(r.id) for r in conn.query(
-        f"SELECT id FROM images WHERE {where} ORDER BY id LIMIT {int(limit)} FOR UPDATE",
-        **params,
-    ).all()]
-    if ids:
-        listed = ",".join(str(i) for i in ids)  # integers from the database
-        execute(conn, f"UPDATE images SET {sets} WHERE id IN ({listed})")
-    return ids
-
-
 def collect(db: Database, settings: Settings, rematch: bool = False,
             include_permanent: bool = False, limit: int = 10_000) -> RetryRun:
     """Move every image worth another try back to ``pending``; return what was moved."""
@@ -70,33 +59,13 @@ def collect(db: Database, settings: Settings, rematch: bool = False,
         if not got:
             run.skipped = True
             return run
-        failed_where = "status = 'failed' AND retries < :max_retries" + (
-            "" if include_permanent else " AND retryable = 1")
-        run.failed = _revive(
-            conn, failed_where,
-            "status = 'pending', attempts = 0, retries = retries + 1, retryable = 0,"
-            " lease_until = NULL",
-            limit, max_retries=settings.retry_max_retries,
-        )
-        run.expired = _revive(
-            conn, "status = 'processing' AND lease_until < NOW(3)",
-            "status = 'pending', lease_until = NULL,"
-            " last_error = 'claim expired: its worker stopped before an outcome'",
-            limit,
-        )
-        # updated_at is bumped so one image is re-published at most once per period.
-        run.pending = _revive(
-            conn,
-            "status = 'pending' AND updated_at < NOW(3) - INTERVAL :age SECOND"
-            + (f" AND id NOT IN ({','.join(map(str, run.failed + run.expired))})"
-               if run.failed or run.expired else ""),
-            "updated_at = NOW(3)", limit, age=settings.retry_pending_after_seconds,
-        )
+        run.failed = lifecycle.revive_failed(conn, settings.retry_max_retries,
+                                             include_permanent, limit)
+        run.expired = lifecycle.revive_expired(conn, limit)
+        run.pending = lifecycle.stale_pending(conn, settings.retry_pending_after_seconds,
+                                              run.failed + run.expired, limit)
         if rematch:
-            run.rematched = _revive(
-                conn, "status = 'unknown'",
-                "status = 'pending', attempts = 0, lease_until = NULL", limit,
-            )
+            run.rematched = lifecycle.revive_unknown(conn, limit)
     return run
 
 
@@ -120,13 +89,8 @@ def run_once(db: Database, publisher: Publisher, settings: Settings, rematch: bo
     except PublishError:
         # Back-date what was not published so the very next run takes it, not one
         # RETRY_PENDING_AFTER_SECONDS later.
-        left = run.ids[run.published:]
-        if left:
-            db.execute(
-                f"UPDATE images SET updated_at = NOW(3) - INTERVAL :age SECOND"
-                f" WHERE status = 'pending' AND id IN ({','.join(map(str, left))})",
-                age=settings.retry_pending_after_seconds + 1,
-            )
+        with db.transaction() as conn:
+            lifecycle.due_now(conn, run.ids[run.published:], settings.retry_pending_after_seconds)
         raise
     log.info("retry: %d failed revived, %d stale pending, %d expired claims, %d rematched; "
              "%d published", len(run.failed), len(run.pending), len(run.expired),

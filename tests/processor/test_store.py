@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from facerecog import face_pb2
 from kubeface.core.config import load
 from kubeface.core.db import Database
+from kubeface.core.statuses import Status
 from kubeface.processor import store
-from kubeface.processor.face_client import FaceClient
+from kubeface.processor.face_client import Box, FaceClient, FoundFace, Recognition
 from kubeface.processor.main import build
 from kubeface.processor.worker import ImageProcessor
 from tests.support.processor import add_images
@@ -27,15 +27,16 @@ def enrolled(db: Database) -> dict[str, int]:
     return {r.image_name: r.person_id for r in db.query("SELECT * FROM person_images")}
 
 
-def two_faces() -> face_pb2.IdentifyResponse:
-    return face_pb2.IdentifyResponse(
-        image_name="obama.jpg", person="Barack Obama", outcome=face_pb2.OUTCOME_MATCH,
-        distance=0.35, faces=[
-            face_pb2.Face(box=face_pb2.Box(top=1, right=20, bottom=21, left=2),
-                          image_name="obama.jpg", person="Barack Obama", distance=0.35,
-                          matched=True),
-            face_pb2.Face(box=face_pb2.Box(top=5, right=60, bottom=40, left=30), distance=0.71),
-        ])
+def face(box: Box, distance: float | None, known_image: str | None = None) -> FoundFace:
+    return FoundFace(box=box, matched=known_image is not None, known_image=known_image,
+                     person_id=None, photo_id=None, distance=distance, encoding=())
+
+
+def two_faces() -> Recognition:
+    return Recognition(Status.PROCESSED, "obama.jpg", "Barack Obama", (
+        face(Box(top=1, right=20, bottom=21, left=2), 0.35, "obama.jpg"),
+        face(Box(top=5, right=60, bottom=40, left=30), 0.71),
+    ))
 
 
 def test_only_one_of_many_concurrent_claims_wins(db):
@@ -76,8 +77,7 @@ def test_an_expired_claim_can_be_taken_and_the_old_worker_cannot_write(db):
     new = store.claim(db, image, 60)
     assert isinstance(new, store.Claim) and new.attempts == 2
     assert not store.record_failure(db, old, "late", retryable=False)
-    assert store.record_result(db, new, face_pb2.IdentifyResponse(
-        outcome=face_pb2.OUTCOME_NO_FACE))
+    assert store.record_result(db, new, Recognition(Status.NO_FACE, None, None, ()))
     row = db.query("SELECT status, face_count, attempts FROM images")[0]
     assert (row.status, row.face_count, row.attempts) == ("no_face", 0, 2)
 
@@ -87,8 +87,8 @@ def test_reprocessing_replaces_face_rows(db):
     [image] = add_images(db, ["group.jpg"])
     assert store.record_result(db, store.claim(db, image, 60), two_faces())
     db.execute("UPDATE images SET status = 'pending'")  # e.g. the retry job's --rematch
-    one_face = face_pb2.IdentifyResponse(outcome=face_pb2.OUTCOME_UNKNOWN, faces=[
-        face_pb2.Face(box=face_pb2.Box(top=1, right=2, bottom=3, left=0), distance=0.8)])
+    one_face = Recognition(Status.UNKNOWN, None, None, (
+        face(Box(top=1, right=2, bottom=3, left=0), 0.8),))
     assert store.record_result(db, store.claim(db, image, 60), one_face)
     assert len(db.query("SELECT id FROM faces")) == 1
     assert db.query("SELECT status, person_id FROM images")[0].as_dict() == {

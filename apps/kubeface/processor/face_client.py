@@ -15,12 +15,16 @@ One gRPC channel per process, reused by every call. Errors are sorted here, once
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from facerecog import SERVICE_NAME, face_pb2, face_pb2_grpc
+from kubeface.core.people import Box
+from kubeface.core.statuses import Status
 
 # A restarted face service must be found again within seconds; gRPC's default reconnect
 # backoff grows to two minutes.
@@ -35,6 +39,51 @@ _PERMANENT = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT,
               grpc.StatusCode.RESOURCE_EXHAUSTED}
 REASON_LENGTH = 500
 _SERVICE_DOWN = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+# The service's outcome as the image's status: protobuf types go no further than this module.
+_OUTCOME_STATUS = {
+    face_pb2.OUTCOME_MATCH: Status.PROCESSED,
+    face_pb2.OUTCOME_UNKNOWN: Status.UNKNOWN,
+    face_pb2.OUTCOME_NO_FACE: Status.NO_FACE,
+}
+
+
+@dataclass(frozen=True)
+class FoundFace:
+    """One face the service found, and the known face closest to it."""
+
+    box: Box  # in the upright picture's pixels
+    matched: bool
+    known_image: str | None  # the closest known picture (None when no one is known)
+    person_id: int | None  # when matched: the person and photo in the database
+    photo_id: int | None
+    distance: float | None  # None when there is no one to compare with
+    encoding: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """What the service made of an image: its status, the best match and every face."""
+
+    status: Status  # processed, unknown or no_face
+    known_image: str | None  # the best match's known picture (processed only)
+    person: str | None  # the best match's person, by the service's name for them
+    faces: tuple[FoundFace, ...]
+
+
+def _recognition(response: face_pb2.IdentifyResponse) -> Recognition:
+    return Recognition(
+        status=_OUTCOME_STATUS[response.outcome],
+        known_image=response.image_name or None, person=response.person or None,
+        faces=tuple(FoundFace(
+            box=Box(f.box.top, f.box.right, f.box.bottom, f.box.left), matched=f.matched,
+            known_image=f.image_name or None, person_id=f.person_id or None,
+            photo_id=f.photo_id or None,
+            distance=f.distance if math.isfinite(f.distance) else None,
+            encoding=tuple(f.encoding),
+        ) for f in response.faces),
+    )
 
 
 class ImageError(Exception):
@@ -71,7 +120,7 @@ class FaceClient:
         self._identity = face_pb2_grpc.IdentityStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
-    def identify(self, image_path: str) -> face_pb2.IdentifyResponse:
+    def identify(self, image_path: str) -> Recognition:
         """The service's answer, or :class:`ImageError` / :class:`ServiceTrouble` /
         a ``grpc.RpcError`` that means the service is away."""
         try:
@@ -87,11 +136,9 @@ class FaceClient:
             if code in _SERVICE_DOWN or code is None:
                 raise
             raise ServiceTrouble(describe(exc)) from None
-        if response.outcome not in (
-            face_pb2.OUTCOME_MATCH, face_pb2.OUTCOME_UNKNOWN, face_pb2.OUTCOME_NO_FACE
-        ):
+        if response.outcome not in _OUTCOME_STATUS:
             raise ServiceTrouble(f"face service gave no outcome ({response.outcome})")
-        return response
+        return _recognition(response)
 
     def check_health(self) -> None:
         """Return when the face service says SERVING; raise otherwise (the breaker's probe)."""

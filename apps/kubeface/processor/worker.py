@@ -101,7 +101,7 @@ class ImageProcessor:
     def _identify(self, claimed: store.Claim, delivery: int) -> Verdict:
         image_id = claimed.image_id
         try:
-            response = self.breaker.call(self.face.identify, claimed.path)
+            found = self.breaker.call(self.face.identify, claimed.path)
         except ImageError as exc:
             reason = str(exc)[: store.ERROR_LENGTH]
             store.record_failure(self.db, claimed, reason, retryable=False)
@@ -122,12 +122,11 @@ class ImageProcessor:
             log.info("image %d: attempt %d: %s; requeued in %.1fs", image_id, claimed.attempts,
                      reason, delay)
             return self._later(delay, reason)
-        if store.record_result(self.db, claimed, response):
+        if store.record_result(self.db, claimed, found):
             if matching.has_rejections(self.db, image_id):
                 # A person was told this face is not them: match it without them.
                 matching.rematch(self.db, self.tolerance, [image_id])
-            log.info("image %d: %s (%d faces)", image_id, store.OUTCOME_STATUS[response.outcome],
-                     len(response.faces))
+            log.info("image %d: %s (%d faces)", image_id, found.status, len(found.faces))
             return _done("recorded")
         log.info("image %d: claim lost to another worker, result dropped", image_id)
         return _done("claim lost")
