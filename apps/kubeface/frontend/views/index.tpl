@@ -5,6 +5,7 @@
   <a href="/?status={{s.value}}" class="{{'current' if status == s else ''}}" data-status="{{s.value}}">{{s.words}}: <span class="count">{{counts[s]}}</span></a>
 % end
 </p>
+<p class="nav"><a href="/dashboard">Dashboard: is work flowing?</a></p>
 % if refresh:
 <p class="note">Work is pending: this page reloads every {{refresh}} s.</p>
 % end
