@@ -141,3 +141,15 @@ def test_requests_in_pieces_pipelined_chunked_or_expecting_100_are_all_answered(
     stored = {r.path for r in db.query("SELECT path FROM images")}
     assert stored == {"pieces.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "p4.jpg", "chunked.jpg",
                       "continue.jpg"}
+
+
+def test_a_database_restart_between_posts_fails_no_post(receiver, db, mariadb):
+    # Pooled connections are pinged when they have been idle, not for every request: the
+    # first post after a restart still finds a live connection.
+    for k in range(20):
+        assert receiver.post_json("/image/post", {"path": f"before{k}.jpg"}).status == 202
+    mariadb.stop()
+    mariadb.start()
+    replies = [receiver.post_json("/image/post", {"path": f"after{k}.jpg"}) for k in range(20)]
+    assert [r.status for r in replies] == [202] * 20, replies[0].text
+    assert len(db.query("SELECT id FROM images")) == 40

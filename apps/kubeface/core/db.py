@@ -9,11 +9,13 @@ and a failed transaction rolls back *and* raises.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import records
+import sqlalchemy.event
 import sqlalchemy.exc
 import sqlalchemy.pool
 from sqlalchemy.engine import URL
@@ -49,15 +51,16 @@ class Database:
             url(settings),
             pool_size=max(settings.db_pool_size, threads),
             max_overflow=settings.db_pool_size,
-            pool_pre_ping=True,  # a database restart must not fail the next request
             # connection() ends what was left open itself: no ROLLBACK round trip after a
             # transaction that has committed.
             pool_reset_on_return=None,
+            pool_use_lifo=True,  # the busiest connections stay in use, the others idle
             pool_recycle=1800,
             pool_timeout=connect_timeout,
             isolation_level="READ COMMITTED",
             connect_args={"connect_timeout": connect_timeout},
         )
+        _ping_when_idle(self._db.get_engine().pool)
 
     @contextmanager
     def connection(self) -> Iterator[records.Connection]:
@@ -106,6 +109,31 @@ class Database:
 
     def close(self) -> None:
         self._db.close()
+
+
+PING_AFTER_IDLE_SECONDS = 0.25  # shorter than any restart of the database takes
+
+
+def _ping_when_idle(pool: sqlalchemy.pool.Pool) -> None:
+    """A pooled connection idle for longer than :data:`PING_AFTER_IDLE_SECONDS` is pinged
+    before it is handed out, and replaced if the database does not answer: a restart of the
+    database fails no request. One in steady use is not pinged (that would be a round trip
+    more per request): if the database goes away while it is in use, its query fails, and the
+    pool replaces every connection."""
+    @sqlalchemy.event.listens_for(pool, "checkin")
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["returned"] = time.monotonic()
+
+    @sqlalchemy.event.listens_for(pool, "checkout")
+    def handed_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle = time.monotonic() - record.info.get("returned", 0.0)
+        if idle > PING_AFTER_IDLE_SECONDS:
+            try:
+                dbapi_connection.ping(reconnect=False)
+            except Exception as exc:
+                # The pool discards this connection and hands out a new one.
+                raise sqlalchemy.exc.DisconnectionError(str(exc)) from exc
 
 
 def execute(conn: records.Connection, sql: str, **params: Any) -> int:
