@@ -45,7 +45,7 @@ def test_status_column_matches_the_code(db):
 
 
 def test_person_images_refers_to_a_real_person(db):
-    # The original's seed data pointed one row off; a foreign key makes that impossible.
+    # A person's image that names no person is impossible: a foreign key refuses it.
     with pytest.raises(sqlalchemy.exc.IntegrityError):
         db.execute("INSERT INTO person_images (image_name, person_id) VALUES ('x.jpg', 12345)")
 

@@ -95,7 +95,7 @@ def test_ten_thousand_images_are_paged_with_the_same_few_queries_per_page(fronte
     newer = Table(_page(frontend, older.links["Newer"]))
     assert newer.ids == first.ids
 
-    # The cost of a page does not grow with its rows: no query per row (the original's N+1).
+    # The cost of a page does not grow with its rows: no query per row.
     db.execute("DELETE FROM images WHERE id > 5")
     before = _com_select(mariadb)
     assert len(Table(_page(frontend)).rows) == 5

@@ -1,1 +1,1 @@
-"""Tests of the image processor, its circuit breaker and the retry job (issue 4)."""
+"""Tests of the image processor, its circuit breaker and the retry job."""

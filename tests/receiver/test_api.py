@@ -276,11 +276,13 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 def test_huge_integers_in_a_body_or_a_url_are_a_400(receiver, db, nsq):
     huge = "1" * 5000  # past Python's 4300-digit limit on int()
     for url, body in (("/image/post", '{"path": ' + huge + "}"),
-                      ("/images/post", '{"paths": [{"path": ' + huge + "}]}")):
+                      ("/images/post", '{"paths": [{"path": ' + huge + "}]}"),
+                      ("/people", '{"name": ' + huge + "}")):
         reply = receiver.call("POST", url, body, FORM)
         assert reply.status == 400, (url, reply.status, reply.text[:300])
         assert "number" in reply.json()["error"]
     for url in (f"/images/{huge}", f"/images?limit={huge}", f"/images?offset={huge}",
+                f"/people/{huge}", f"/people?offset={huge}",
                 "/images?limit=" + "0" * 5000 + "7"):
         reply = receiver.call("GET", url)
         if url.endswith("7"):  # leading zeros are still the number 7

@@ -1,8 +1,8 @@
 """The NSQ message contract between the receiver, the retry job and the image processor.
 
 Topic ``images``, channel ``ch`` (the article's). A message body is the image id as a signed
-64-bit little-endian integer: 8 bytes, exactly what the original Go receiver published
-(``binary.PutVarint`` was *not* used), so an old producer and a new consumer still agree.
+64-bit little-endian integer: 8 bytes, the article's Go receiver's format (not
+``binary.PutVarint``), so a producer and a consumer of either kind agree.
 """
 
 import struct

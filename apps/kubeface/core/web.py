@@ -23,7 +23,8 @@ from typing import Any
 import bottle
 import sqlalchemy.exc
 
-from kubeface.core import intake
+from kubeface.core import intake, metrics
+from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.image_queries import DATABASE_AWAY
 
@@ -263,3 +264,15 @@ def readiness(checks: dict[str, Callable[[], str]]) -> bottle.HTTPResponse:
     return json_response(200 if ready else 503,
                          {"status": OK if ready else "unavailable", "checks": results},
                          **({} if ready else {"Retry-After": str(RETRY_AFTER_SECONDS)}))
+
+
+def serve_on_database(settings: Settings, name: str, port: int, threads: int,
+                      build: Callable[[Database], Callable[..., Any]]) -> int:
+    """:func:`serve` the app that ``build`` makes on one database pool (its use shown at
+    ``/metrics``); the pool is closed when the server stops."""
+    db = Database(settings, threads=threads)  # a connection for every worker thread
+    try:
+        return serve(metrics.instrument(build(db), name, db), settings.bind_address, port, name,
+                     threads=threads)
+    finally:
+        db.close()

@@ -2,8 +2,8 @@
 
 Plain server-rendered Bottle templates, no JavaScript: every value is HTML-escaped by the
 templates, a page costs two queries whatever its size (rows with their person joined in, and the
-counts per status), and the database being away gives a 503 page that reloads itself, not a dead
-process (the original's frontend died on the first database error).
+counts per status), and the database being away gives a 503 page that reloads itself until it
+is back: the process keeps serving.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from typing import Any
 import bottle
 from PIL import Image as PILImage
 
-from kubeface.core import exif, image_queries, metrics, web
+from kubeface.core import exif, image_queries, web
 from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.paths import PathError, open_image, real_file
 from kubeface.core.statuses import Status
-from kubeface.frontend import dashboard
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,6 @@ class Frontend:
         route("/healthz", "GET", lambda: web.json_response(200, {"status": web.OK}))
         route("/readyz", "GET", lambda: web.readiness(
             {"database": lambda: web.database_check(self.db)}))
-        dashboard.install(self)
 
     def render(self, template: str, http_status: int = 200, **values: Any
                ) -> bottle.HTTPResponse:
@@ -162,11 +160,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(settings)
-    frontend = Frontend(settings, db)
-    try:
-        return web.serve(metrics.instrument(frontend.app, "frontend", db),
-                         settings.bind_address, settings.frontend_port,
-                         "frontend", threads=args.threads)
-    finally:
-        db.close()
+    return web.serve_on_database(settings, "frontend", settings.frontend_port, args.threads,
+                                 lambda db: Frontend(settings, db).app)

@@ -4,8 +4,7 @@ After ``fail_max`` consecutive face-service failures (transport errors, UNAVAILA
 DEADLINE_EXCEEDED) the breaker opens and lets no call through. When the open period is over it
 goes half-open and asks the gRPC health service (the article's "ping"); it closes only on
 SERVING. Any other answer, or none, opens it again for twice as long, up to a cap; closing
-resets the period. The original's ping was inverted: it stayed open while the backend was
-healthy.
+resets the period.
 
 Application outcomes (no face, unknown, a bad file) are excluded: they reset the failure count
 like a success, because the service answered.
