@@ -22,6 +22,8 @@ from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.paths import PathError, open_image, real_file
 from kubeface.core.statuses import Status
+from kubeface.frontend import dashboard
+from kubeface.frontend.people import PeoplePages
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +82,12 @@ class Frontend:
         route("/", "GET", web.guarded(self.index, self.error_page))
         route("/images/<image_id>", "GET", web.guarded(self.image_page, self.error_page))
         route("/images/<image_id>/picture", "GET", web.guarded(self.picture, self.error_page))
+        self.people = PeoplePages(settings, db, self.render, self.error_page)
+        self.people.register(self.app)
         route("/healthz", "GET", lambda: web.json_response(200, {"status": web.OK}))
         route("/readyz", "GET", lambda: web.readiness(
             {"database": lambda: web.database_check(self.db)}))
+        dashboard.install(self)
 
     def render(self, template: str, http_status: int = 200, **values: Any
                ) -> bottle.HTTPResponse:
@@ -145,7 +150,8 @@ class Frontend:
         pic = picture(image.path, self.settings.unknown_people)
         busy = not image.status.terminal
         return self.render("image", image=image, pic=pic,
-                           refresh=self.settings.frontend_refresh_seconds if busy else None)
+                           refresh=self.settings.frontend_refresh_seconds if busy else None,
+                           **self.people.image_extras())
 
     def picture(self, image_id: str) -> Any:
         image = self._image(image_id)

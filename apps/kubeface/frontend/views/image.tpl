@@ -42,3 +42,6 @@
   </tbody>
 </table>
 % end
+% if get('people_choices') is not None and image.faces:
+%   include('face_forms', image=image, people_choices=people_choices, csrf=csrf)
+% end

@@ -34,10 +34,15 @@
   .picture text { fill: #fff; paint-order: stroke; stroke: #000; font-weight: 700; }
   dl { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; }
   dt { font-weight: 600; }
+  .nav { margin: 0 0 1rem; }
+  ul.photos, ul.images { display: flex; flex-wrap: wrap; gap: .8rem; list-style: none; padding: 0; }
+  img.thumb { border: 1px solid #ccd; background: #fff; }
+  form { margin: .4rem 0; }
 </style>
 </head>
 <body>
 <h1><a href="/">Persons of Interest</a></h1>
+<nav class="nav"><a href="/">Images</a> · <a href="/people">People</a> · <a href="/upload">Upload images</a></nav>
 {{!base}}
 </body>
 </html>
