@@ -14,6 +14,7 @@
 #   - the node image is the kit's plus runc-nosysres, set as the node's docker runtime: this
 #     sandbox's capability bounding set lacks CAP_SYS_RESOURCE (see runc-nosysres/main.go);
 #   - 2 CPUs and smaller requests (a 2-core machine);
+#   - --force: CI runs as root, and minikube's docker driver refuses root without it;
 #   - MySQL and NSQ are the local stand-ins (the official images cannot be pulled here), built by
 #     tests/images/build_images.yml and handed to minikube's image cache.
 # Environment: KUBE_FACE_CACHE, KUBE_FACE_E2E_KEEP=1 (leave it running). Logs: .artifacts/minikube-e2e/
@@ -117,7 +118,7 @@ log "namespace $NETNS with its dockerd, kit installed in $(( $(date +%s) - t )) 
 
 cat > "$WORK/ci-vars.yml" <<EOF
 k8s_cluster_minikube_base_image: kube-face.test/kicbase-nosysres:v1.37.0
-k8s_cluster_minikube_start_args: ["--preload=false", "--docker-opt=add-runtime=nosysres=/usr/local/bin/runc-nosysres",
+k8s_cluster_minikube_start_args: ["--preload=false", "--force", "--docker-opt=add-runtime=nosysres=/usr/local/bin/runc-nosysres",
                                   "--docker-opt=default-runtime=nosysres"]
 k8s_cluster_minikube_cpus: 2
 k8s_cluster_minikube_memory: 6144

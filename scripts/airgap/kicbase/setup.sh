@@ -13,6 +13,8 @@ sed -i /etc/nsswitch.conf -re 's#^(hosts:\s*).*#\1files dns#'
 # minikube expects the CNI plugins in /opt/cni/bin; Debian installs them in /usr/lib/cni.
 mkdir -p /opt/cni
 ln -sfn /usr/lib/cni /opt/cni/bin
+# minikube's docker.service runs /usr/bin/dockerd (docker-ce's path); Debian's is in /usr/sbin.
+ln -sfn /usr/sbin/dockerd /usr/bin/dockerd
 # Host keys are made at first boot, so that no two nodes share them.
 rm -f /etc/ssh/ssh_host_*
 mkdir -p /etc/systemd/system/ssh.service.d
@@ -23,6 +25,8 @@ systemctl enable ssh.service docker.service cri-docker.socket
 systemctl disable containerd.service || true
 adduser --ingroup docker --disabled-password --gecos '' docker
 adduser docker sudo
+# Locked ('!') accounts cannot log in with a key when sshd runs without PAM: no password instead.
+usermod -p '*' docker
 echo '%sudo ALL=(ALL) NOPASSWD:ALL' >> /etc/sudoers
 install -d -m 0700 -o docker -g docker /home/docker/.ssh
 : > /etc/machine-id
