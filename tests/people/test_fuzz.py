@@ -12,13 +12,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from kubeface.core import people
+from tests.receiver.test_fuzz import _json_values
 
-_json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
-    max_leaves=12,
-)
 _json_bodies = st.one_of(
     st.binary(max_size=500),
     _json_values.map(lambda v: json.dumps(v).encode()),

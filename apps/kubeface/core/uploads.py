@@ -19,6 +19,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from kubeface.core.people import PeopleError
+
 UPLOADS = "uploads"  # images posted to /images/upload
 PHOTOS = "people"  # people's photos and crops of named faces
 FORMATS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp",
@@ -26,12 +28,8 @@ FORMATS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": 
 CROP_MARGIN = 0.25  # of the face box's size, on each side
 
 
-class UploadError(Exception):
+class UploadError(PeopleError):
     """A file that is not stored; ``status`` is 400 (not a usable image) or 413 (too big)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 @dataclass(frozen=True)
