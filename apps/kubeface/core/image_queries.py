@@ -42,6 +42,21 @@ class Posted:
     status: Status
     new: bool
 
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "path": self.path, "status": self.status.value,
+                "already_posted": not self.new}
+
+
+def posted_json(posted: Sequence[Posted], published: bool, message: str
+                ) -> tuple[int, dict[str, Any]]:
+    """A post of many images as the receiver's API answers it: 202 when one was new, else 200,
+    and the body."""
+    accepted = sum(p.new for p in posted)
+    return 202 if accepted else 200, {
+        "images": [p.as_json() for p in posted], "accepted": accepted,
+        "already_posted": len(posted) - accepted, "published": published, "message": message,
+    }
+
 
 @dataclass(frozen=True)
 class Face:

@@ -128,21 +128,13 @@ class Receiver:
         else:
             published, message = True, "already posted: this is its existing id, not queued again"
         return json_response(202 if posted.new else 200, {
-            "id": posted.id, "path": posted.path, "status": posted.status.value,
-            "already_posted": not posted.new, "published": published, "message": message,
-        })
+            **posted.as_json(), "published": published, "message": message})
 
     def post_images(self) -> bottle.HTTPResponse:
         paths = parse_many(self._body(), self.settings)
         posted = image_queries.insert_pending(self.db, paths)
         new_ids = [p.id for p in posted if p.new]
-        published, message = self._publish(new_ids)
-        return json_response(202 if new_ids else 200, {
-            "images": [{"id": p.id, "path": p.path, "status": p.status.value,
-                        "already_posted": not p.new} for p in posted],
-            "accepted": len(new_ids), "already_posted": len(posted) - len(new_ids),
-            "published": published, "message": message,
-        })
+        return json_response(*image_queries.posted_json(posted, *self._publish(new_ids)))
 
     def get_image(self, image_id: str) -> bottle.HTTPResponse:
         number = int_param(image_id, "image id", 1, image_queries.MAX_ID)

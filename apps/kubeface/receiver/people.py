@@ -193,14 +193,7 @@ class PeopleApi:
 
     def upload_images(self) -> bottle.HTTPResponse:
         files, _ = _multipart()
-        posted, published, message = self.actions.upload(files)
-        new_ids = [p.id for p in posted if p.new]
-        return _json(202 if new_ids else 200, {
-            "images": [{"id": p.id, "path": p.path, "status": p.status.value,
-                        "already_posted": not p.new} for p in posted],
-            "accepted": len(new_ids), "already_posted": len(posted) - len(new_ids),
-            "published": published, "message": message,
-        })
+        return _json(*image_queries.posted_json(*self.actions.upload(files)))
 
     def delete_image(self, image_id: str) -> bottle.HTTPResponse:
         self.actions.delete_image(_id(image_id, "image id", MAX_IMAGE_ID))
