@@ -12,10 +12,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from facerecog import face_pb2, face_pb2_grpc
+from facerecog import SERVICE_NAME, face_pb2, face_pb2_grpc
 from tests.support.procs import KubefaceProcess
 
-SERVICE_NAME = "facerecog.Identity"
 # known/, unknown/ and the unknown photos' expected.json
 Folders = tuple[Path, Path, dict[str, dict]]
 
