@@ -109,13 +109,21 @@ def test_services_select_pods_that_have_their_target_ports(rendered):
                     service["metadata"]["name"], target)
 
 
+def metrics_ports(rendered) -> set[int]:
+    return {port["containerPort"] for _, template in pod_templates(rendered)
+            for container in containers(template) for port in container.get("ports", [])
+            if port["name"] == "metrics"}
+
+
 def test_pdbs_networkpolicies_and_autoscalers_point_at_real_workloads(rendered):
     for pdb in rendered.of_kind("PodDisruptionBudget"):
         assert pods_selected(rendered, pdb["spec"]["selector"]["matchLabels"])
     for policy in rendered.of_kind("NetworkPolicy"):
         assert pods_selected(rendered, policy["spec"]["podSelector"]["matchLabels"])
         for rule in policy["spec"]["ingress"]:
-            for peer in rule["from"]:
+            if "from" not in rule:  # open to every source (Prometheus): a metrics port only
+                assert {p["port"] for p in rule["ports"]} <= metrics_ports(rendered), policy
+            for peer in rule.get("from", []):
                 assert pods_selected(rendered, peer["podSelector"]["matchLabels"]), policy
     for hpa in rendered.of_kind("HorizontalPodAutoscaler"):
         target = rendered.named(hpa["spec"]["scaleTargetRef"]["kind"],
