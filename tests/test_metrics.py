@@ -83,8 +83,10 @@ def test_receiver_counts_requests_by_route_and_code_and_images_posted(receiver, 
     assert moved(requests, service="receiver", route="unmatched", code="404") == 1
     duration = "kubeface_http_request_duration_seconds_count"
     assert moved(duration, service="receiver", route="/image/post", method="POST") == 3
-    assert value(after, "kubeface_db_pool_size", service="receiver") == 5
-    assert has(after, "kubeface_db_pool_checked_out")
+    assert value(after, "kubeface_db_pool_size", service="receiver") >= 1
+    # Every request has returned its connection by the time of the scrape.
+    assert value(after, "kubeface_db_pool_checked_out", service="receiver") == 0
+    assert has(after, "kubeface_db_pool_overflow")
     # The scrape itself is not counted as a route, and the other endpoints still answer.
     assert value(after, requests, route="/metrics") == 0
     assert receiver.call("GET", "/healthz").status == 200
@@ -180,8 +182,8 @@ def test_pipeline_metrics_from_the_processor_and_the_face_service(
                      le="+Inf") == 1
         assert value(after, "kubeface_messages_in_flight") == 0
         assert value(after, "kubeface_messages_in_flight_limit") == 4
-        assert value(after, "kubeface_db_pool_size", service="processor") == 5
-        assert has(after, "kubeface_db_pool_checked_out")
+        assert value(after, "kubeface_db_pool_size", service="processor") >= 1
+        assert value(after, "kubeface_db_pool_checked_out", service="processor") == 0
         node = service_env["NSQD_HTTP_ADDRESS"]
         assert value(after, "kubeface_nsq_up", nsqd=node) == 1
         assert value(after, "kubeface_nsq_channel_depth", nsqd=node, topic=TOPIC,
