@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import threading
 import time
@@ -206,6 +207,21 @@ def test_pipeline_metrics_from_the_processor_and_the_face_service(
         assert value(face_after, "kubeface_face_analysis_seconds_count") - value(
             face_before, "kubeface_face_analysis_seconds_count") >= 2
 
+        # The face service hangs (stopped, not dead): the processor's call waits for its
+        # deadline, and the scrape shows the message in flight meanwhile.
+        hung = add_images(db, [f"{no_face}~"])
+        shutil.copyfile(Path(image_dirs[1]) / no_face, Path(image_dirs[1]) / f"{no_face}~")
+        os.kill(face.process.proc.pid, signal.SIGSTOP)
+        try:
+            publisher.publish_many(hung)
+            wait_for(lambda: value(scrape(proc_port), "kubeface_messages_in_flight") == 1,
+                     "one message in flight in the scrape", 30)
+        finally:
+            os.kill(face.process.proc.pid, signal.SIGCONT)
+        wait_final(db, hung, timeout=120)
+        wait_for(lambda: value(scrape(proc_port), "kubeface_messages_in_flight") == 0,
+                 "nothing in flight once it settled", 30)
+
         # The workers die in the middle of a call (a native crash looks so from outside): the
         # scrape forgets them, and counts only the one worker the next call starts.
         workers = _worker_pids(multiproc, face.process.proc.pid)
@@ -271,3 +287,25 @@ def test_scrape_and_probe_endpoints_of_the_metrics_port(tmp_path):
         assert get(server.port, "/metrics")[0] == 200
     finally:
         server.stop()
+
+
+def test_database_pool_use_follows_connections_held(db):
+    """In-process, on the test's real database: a connection held shows as checked out."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    from kubeface.core import metrics
+
+    def samples() -> Samples:
+        found: Samples = {}
+        for family in text_string_to_metric_families(generate_latest(REGISTRY).decode()):
+            for s in family.samples:
+                found[(s.name, frozenset(s.labels.items()))] = s.value
+        return found
+
+    service = f"pool-test-{id(db)}"
+    metrics.watch_pool(service, db)
+    idle = value(samples(), "kubeface_db_pool_checked_out", service=service)
+    with db.connection(), db.connection():
+        held = value(samples(), "kubeface_db_pool_checked_out", service=service)
+    assert (idle, held) == (0, 2)
+    assert value(samples(), "kubeface_db_pool_checked_out", service=service) == 0
