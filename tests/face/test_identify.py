@@ -59,7 +59,7 @@ def test_a_different_photo_of_a_known_person_is_that_person(shared_service):
 
 
 def test_a_stranger_is_unknown_not_the_first_known_image(shared_service):
-    # The original answered the first known image whoever was in the picture.
+    # A stranger must not be answered with the closest known image when it is beyond tolerance.
     response = shared_service.identify("tom_hanks.png")
     assert response.outcome == face_pb2.OUTCOME_UNKNOWN
     assert response.image_name == "" and response.person == ""

@@ -80,7 +80,7 @@ def test_every_object_is_in_the_namespace_variable(rendered):
 
 
 def test_dns_names_use_the_namespace_variable(rendered):
-    """The original hard-coded `default` in its DNS names and broke in any other namespace."""
+    """DNS names follow the namespace variable, so a deployment works in any namespace."""
     text = "\n".join(yaml.safe_dump(d) for _, d in rendered.docs)
     names = re.findall(r"([a-z0-9-]+)\.svc\b", text)
     assert names, "no service DNS names found"

@@ -2,8 +2,8 @@
 
 records 0.6 on SQLAlchemy 2 has two traps this module exists to avoid: ``Database.transaction()``
 swallows exceptions (it rolls back and returns normally), and ``Database.query()`` keeps its
-connection checked out until the lazy result is garbage-collected (the original leaked
-connections per request). Here every query fetches its rows and returns the connection at once,
+connection checked out until the lazy result is garbage-collected (a pool drained one
+connection per request). Here every query fetches its rows and returns the connection at once,
 and a failed transaction rolls back *and* raises.
 """
 

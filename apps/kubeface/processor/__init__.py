@@ -1,1 +1,1 @@
-"""The image processor: NSQ consumer, circuit breaker, face-service client (issue 4)."""
+"""The image processor: NSQ consumer, circuit breaker, face-service client."""

@@ -10,8 +10,8 @@ CREATE TABLE IF NOT EXISTS person (
   UNIQUE KEY uq_person_name (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
--- A known image (a file name relative to KNOWN_PEOPLE) and who is in it. The foreign key is
--- what the original lacked: its seed data pointed one row off and nothing noticed.
+-- A known image (a file name relative to KNOWN_PEOPLE) and who is in it. The foreign key
+-- keeps a known image from pointing at a person who does not exist.
 CREATE TABLE IF NOT EXISTS person_images (
   id INT UNSIGNED NOT NULL AUTO_INCREMENT,
   image_name VARCHAR(255) NOT NULL,

@@ -1,4 +1,4 @@
--- The processor and the retry job (issue 4). One ALTER, so a run that stops half-way leaves
+-- The processor and the retry job. One ALTER, so a run that stops half-way leaves
 -- either both columns or neither.
 --   retryable: a failed image whose failure was transient trouble ("gave up after N attempts"),
 --              which the retry job may re-publish; 0 for permanent errors (missing file, ...).
