@@ -309,3 +309,36 @@ def test_database_pool_use_follows_connections_held(db):
         held = value(samples(), "kubeface_db_pool_checked_out", service=service)
     assert (idle, held) == (0, 2)
     assert value(samples(), "kubeface_db_pool_checked_out", service=service) == 0
+
+
+def test_processor_liveness_fails_while_its_event_loop_is_wedged():
+    """A real tornado IOLoop on its own thread, made to block as a wedged handler would."""
+    import asyncio
+    import types
+
+    import tornado.ioloop
+
+    from kubeface.processor.observe import loop_alive
+
+    started = threading.Event()
+    holder: dict = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        holder["loop"] = tornado.ioloop.IOLoop.current()
+        holder["loop"].add_callback(started.set)
+        holder["loop"].start()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    consumer = types.SimpleNamespace(loop=holder["loop"], in_flight={})
+    try:
+        assert loop_alive(consumer, 2.0)[0] is True
+        holder["loop"].add_callback(time.sleep, 3.0)  # blocks the loop's thread
+        ok, detail = loop_alive(consumer, 1.0)
+        assert not ok and "has not run a callback" in detail
+        assert loop_alive(consumer, 5.0)[0] is True  # it recovers once the block ends
+    finally:
+        holder["loop"].add_callback(holder["loop"].stop)
+        thread.join(10)

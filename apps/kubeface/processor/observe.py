@@ -37,6 +37,15 @@ def settled(db: Database, image_id: int, status: str) -> None:
     metrics.processor().image_settled(status, None if seconds is None else float(seconds))
 
 
+def loop_alive(consumer: Consumer, seconds: float = LOOP_SECONDS) -> tuple[bool, str]:
+    """Whether the consumer's event loop runs a no-op within ``seconds``."""
+    ran = threading.Event()
+    consumer.loop.add_callback(ran.set)
+    if ran.wait(seconds):
+        return True, f"event loop running, {len(consumer.in_flight)} message(s) in flight"
+    return False, f"the NSQ event loop has not run a callback for {seconds:.0f}s"
+
+
 def start(settings: Settings, db: Database, consumer: Consumer) -> metrics_server.MetricsServer:
     """Watch the consumer, the breaker, the pool and nsqd, and serve the port."""
     observed = metrics.processor()
@@ -44,13 +53,6 @@ def start(settings: Settings, db: Database, consumer: Consumer) -> metrics_serve
     observed.watch_in_flight(lambda: len(consumer.in_flight), consumer.max_in_flight)
     observed.watch_nsq(settings.nsq_lookup_address)
     metrics.watch_pool("processor", db)
-
-    def loop_alive() -> tuple[bool, str]:
-        ran = threading.Event()
-        consumer.loop.add_callback(ran.set)
-        if ran.wait(LOOP_SECONDS):
-            return True, f"event loop running, {len(consumer.in_flight)} message(s) in flight"
-        return False, f"the NSQ event loop has not run a callback for {LOOP_SECONDS:.0f}s"
 
     def ready() -> tuple[bool, str]:
         try:
@@ -62,4 +64,5 @@ def start(settings: Settings, db: Database, consumer: Consumer) -> metrics_serve
         return True, f"consuming from {len(consumer.reader.conns)} nsqd"
 
     return metrics_server.start(settings.bind_address, settings.processor_metrics_port,
-                                "processor", healthz=loop_alive, readyz=ready)
+                                "processor", healthz=lambda: loop_alive(consumer),
+                                readyz=ready)
