@@ -22,6 +22,7 @@ from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.paths import PathError, open_image, real_file
 from kubeface.core.statuses import Status
+from kubeface.frontend import dashboard
 from kubeface.frontend.people import PeoplePages
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Frontend:
         route("/healthz", "GET", lambda: web.json_response(200, {"status": web.OK}))
         route("/readyz", "GET", lambda: web.readiness(
             {"database": lambda: web.database_check(self.db)}))
+        dashboard.install(self)
 
     def render(self, template: str, http_status: int = 200, **values: Any
                ) -> bottle.HTTPResponse:
