@@ -8,7 +8,8 @@ import hashlib
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.support.face import FaceService
 from tests.support.processor import Processor
@@ -44,6 +45,12 @@ def settled(db, paths: list[str]):
     return check
 
 
+def submit(browser, element) -> None:
+    """Click and wait for the next page (a click returns before the browser has navigated)."""
+    element.click()
+    WebDriverWait(browser, 60).until(expected_conditions.staleness_of(element))
+
+
 def face_people(driver) -> list[str]:
     return [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#face-forms td.person")]
 
@@ -57,14 +64,14 @@ def test_create_upload_recognise_and_correct(browser, system, db, photos, artifa
     browser.get(site + "/people")
     form = browser.find_element(By.ID, "new-person")
     form.find_element(By.NAME, "name").send_keys("Barack Obama")
-    form.find_element(By.TAG_NAME, "button").click()
+    submit(browser, form.find_element(By.TAG_NAME, "button"))
     assert browser.find_element(By.CLASS_NAME, "person-name").text == "Barack Obama"
     person_url = browser.current_url
 
     # 2. Upload their photo.
     form = browser.find_element(By.ID, "add-photo")
     form.find_element(By.NAME, "file").send_keys(str(known / "barack_obama.jpg"))
-    form.find_element(By.TAG_NAME, "button").click()
+    submit(browser, form.find_element(By.TAG_NAME, "button"))
     (thumb,) = browser.find_elements(By.CSS_SELECTOR, ".photos img")
     WebDriverWait(browser, 10).until(lambda _: thumb.get_property("naturalWidth") > 0)
     assert browser.find_elements(By.TAG_NAME, "script") == []
@@ -74,7 +81,7 @@ def test_create_upload_recognise_and_correct(browser, system, db, photos, artifa
     browser.get(site + "/upload")
     form = browser.find_element(By.ID, "upload")
     form.find_element(By.NAME, "file").send_keys("\n".join(str(p) for p in probes))
-    form.find_element(By.TAG_NAME, "button").click()
+    submit(browser, form.find_element(By.TAG_NAME, "button"))
     paths = [uploaded(p) for p in probes]
     WebDriverWait(browser, 300, poll_frequency=1).until(settled(db, paths))
 
@@ -90,7 +97,7 @@ def test_create_upload_recognise_and_correct(browser, system, db, photos, artifa
     # 5. Correct a face: this unknown face is Grace Hopper (a new name).
     form = browser.find_element(By.CSS_SELECTOR, "#face-0 form.name-face")
     form.find_element(By.NAME, "new_name").send_keys("Grace Hopper")
-    form.find_element(By.TAG_NAME, "button").click()
+    submit(browser, form.find_element(By.TAG_NAME, "button"))
     assert browser.find_element(By.CSS_SELECTOR, "dd.person").text == "Grace Hopper"
 
     # 6. The correction re-labelled the other image of that face, with no detection.
@@ -100,13 +107,26 @@ def test_create_upload_recognise_and_correct(browser, system, db, photos, artifa
     assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#people td.person a")] \
         == ["Grace Hopper"]
     assert browser.find_element(By.CSS_SELECTOR, "#people td.num:last-child").text == "2"
-    browser.find_element(By.LINK_TEXT, "Grace Hopper").click()
+    submit(browser, browser.find_element(By.LINK_TEXT, "Grace Hopper"))
     assert len(browser.find_elements(By.CSS_SELECTOR, ".images img")) == 2
     browser.save_screenshot(str(artifacts / "people-person.png"))
 
+    # The table, filtered to that person, with thumbnails made by the server.
+    browser.get(site + "/")
+    form = browser.find_element(By.ID, "person-filter")
+    Select(form.find_element(By.NAME, "person")).select_by_visible_text("Grace Hopper")
+    submit(browser, form.find_element(By.TAG_NAME, "button"))
+    rows = browser.find_elements(By.CSS_SELECTOR, "#images tbody tr")
+    assert sorted(r.get_attribute("id") for r in rows) == sorted(
+        f"image-{i}" for i in (hopper, hopper2))
+    thumbs = browser.find_elements(By.CSS_SELECTOR, "#images img.thumb")
+    assert len(thumbs) == 2
+    WebDriverWait(browser, 10).until(
+        lambda _: all(t.get_property("naturalWidth") > 0 for t in thumbs))
+
     # "Not this person": the Obama probe is matched to nobody from now on.
     browser.get(f"{site}/images/{obama}")
-    browser.find_element(By.CSS_SELECTOR, "#face-0 form.reject-face button").click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "#face-0 form.reject-face button"))
     assert face_people(browser) == ["unknown"]
     assert browser.find_element(By.CSS_SELECTOR, "dd .status").text == \
         "Unknown person"

@@ -243,16 +243,19 @@ def get_image(db: Database, image_id: int) -> Image | None:
 
 
 def list_images(db: Database, *, status: Status | None = None, limit: int = 50,
-                offset: int = 0, before: int | None = None, after: int | None = None
-                ) -> list[Image]:
+                offset: int = 0, before: int | None = None, after: int | None = None,
+                person_id: int | None = None) -> list[Image]:
     """Newest first, in one query. Page by ``offset`` (the API) or by keyset: ``before`` an id
     gives the older ones, ``after`` an id the newer ones (the frontend: no cost that grows with
-    the page number)."""
+    the page number). ``person_id``: only images in which a face matched that person."""
     limit = max(1, min(limit, MAX_PAGE))
     where, params = [], {"limit": limit, "offset": max(0, offset)}
     if status is not None:
         where.append("i.status = :status")
         params["status"] = status.value
+    if person_id is not None:
+        where.append("i.id IN (SELECT f.image_id FROM faces f WHERE f.person_id = :person)")
+        params["person"] = person_id
     order = "DESC"
     if before is not None:
         where.append("i.id < :before")

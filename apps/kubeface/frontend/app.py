@@ -120,10 +120,12 @@ class Frontend:
         status = Status(raw_status) if raw_status in set(Status) else None
         before = web.int_param(query.get("before"), "before", 1, image_queries.MAX_ID)
         after = web.int_param(query.get("after"), "after", 1, image_queries.MAX_ID)
+        person = web.int_param(query.get("person"), "person", 1, 2**31 - 1)
         size = self.settings.frontend_page_size
         # One row more than shown tells whether there is another page that way.
         rows = image_queries.list_images(self.db, status=status, limit=size + 1,
-                                         before=before, after=None if before else after)
+                                         before=before, after=None if before else after,
+                                         person_id=person)
         if after is not None and before is None:
             has_newer, has_older = len(rows) > size, True
             rows = rows[-size:]
@@ -136,6 +138,7 @@ class Frontend:
             "index", images=rows, counts=counts, total=sum(counts.values()), status=status,
             has_newer=has_newer and bool(rows), has_older=has_older and bool(rows),
             refresh=self.settings.frontend_refresh_seconds if busy else None,
+            person=person, people_choices=self.people.image_extras()["people_choices"],
         )
 
     def _image(self, image_id: str) -> image_queries.Image:

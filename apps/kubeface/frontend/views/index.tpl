@@ -6,6 +6,18 @@
 % end
 </p>
 <p class="nav"><a href="/dashboard">Dashboard: is work flowing?</a></p>
+<form id="person-filter" method="get" action="/">
+% if status:
+  <input type="hidden" name="status" value="{{status.value}}">
+% end
+  <label>Person <select name="person">
+    <option value="">(everyone)</option>
+% for pid, name in get('people_choices') or []:
+    <option value="{{pid}}"{{!' selected' if pid == get('person') else ''}}>{{name}}</option>
+% end
+  </select></label>
+  <button type="submit">Show</button>
+</form>
 % if refresh:
 <p class="note">Work is pending: this page reloads every {{refresh}} s.</p>
 % end
@@ -14,7 +26,7 @@
 % else:
 <table id="images">
   <thead>
-    <tr><th>ID</th><th>Path</th><th>Person</th><th>Status</th><th>Faces</th><th>Error</th><th>Last update</th></tr>
+    <tr><th>ID</th><th>Path</th><th>Person</th><th>Status</th><th>Faces</th><th>Error</th><th>Last update</th><th>Picture</th></tr>
   </thead>
   <tbody>
 % for im in images:
@@ -26,13 +38,18 @@
       <td class="num">{{'' if im.face_count is None else im.face_count}}</td>
       <td class="error">{{im.last_error or ''}}</td>
       <td>{{im.updated_at.strftime('%Y-%m-%d %H:%M:%S')}}</td>
+      <td>
+% if im.status.value != 'failed':
+        <img class="thumb" src="/images/{{im.id}}/thumb" alt="" width="48">
+% end
+      </td>
     </tr>
 % end
   </tbody>
 </table>
 % end
 <p class="pager">
-% q = ('status=' + status.value + '&') if status else ''
+% q = (('status=' + status.value + '&') if status else '') + (('person=%d&' % person) if get('person') else '')
 % if has_newer:
   <a href="/{{'?' + q.rstrip('&') if q else ''}}">« Newest</a>
   <a href="/?{{q}}after={{images[0].id}}" rel="prev">‹ Newer</a>
