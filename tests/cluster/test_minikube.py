@@ -24,7 +24,7 @@ E2E = ROOT / "tests" / "infra" / "minikube-e2e.sh"
 @pytest.mark.timeout(5400)  # a fresh machine builds the kit first
 @pytest.mark.skipif(
     os.environ.get("KUBE_FACE_MINIKUBE_E2E") != "1",
-    reason="the minikube end-to-end run is opt-in: KUBE_FACE_MINIKUBE_E2E=1 (root; see docs/kubernetes.md)",
+    reason="the minikube end-to-end run is opt-in: KUBE_FACE_MINIKUBE_E2E=1 (root)",
 )
 def test_site_yml_on_minikube_offline():
     proc = subprocess.run([str(E2E)], cwd=ROOT, capture_output=True, text=True, check=False)
