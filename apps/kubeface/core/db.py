@@ -136,11 +136,23 @@ def _ping_when_idle(pool: sqlalchemy.pool.Pool) -> None:
                 raise sqlalchemy.exc.DisconnectionError(str(exc)) from exc
 
 
+def _write(conn: records.Connection, sql: str, params: dict[str, Any]) -> Any:
+    # The statement's own reply carries its row count and insert id: no second round trip.
+    return conn._conn.execute(sqlalchemy.text(sql).bindparams(**params))
+
+
 def execute(conn: records.Connection, sql: str, **params: Any) -> int:
-    """Run a writing statement on ``conn``; returns the rows it matched (MySQL ``ROW_COUNT()``;
-    SQLAlchemy's pymysql dialect sets CLIENT.FOUND_ROWS, so matched rather than changed)."""
-    conn.query(sql, **params)
-    return int(conn.query("SELECT ROW_COUNT() AS n").scalar())
+    """Run a writing statement on ``conn``; returns the rows it matched (what MySQL's
+    ``ROW_COUNT()`` gives; SQLAlchemy's pymysql dialect sets CLIENT.FOUND_ROWS, so matched
+    rather than changed)."""
+    return int(_write(conn, sql, params).rowcount)
+
+
+def insert(conn: records.Connection, sql: str, **params: Any) -> tuple[int, int]:
+    """Run an INSERT on ``conn``; returns the rows it wrote and the AUTO_INCREMENT id of the
+    first (0 when it wrote none)."""
+    result = _write(conn, sql, params)
+    return int(result.rowcount), int(result.lastrowid or 0)
 
 
 def last_insert_id(conn: records.Connection) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import records
 import sqlalchemy.exc
 
-from kubeface.core.db import UNAVAILABLE, Database, execute
+from kubeface.core.db import UNAVAILABLE, Database, execute, insert
 from kubeface.core.statuses import Status
 
 log = logging.getLogger(__name__)
@@ -144,14 +144,13 @@ def _insert_batch(conn: records.Connection, unique: list[str]) -> _Found:
 
 
 def _insert_one_by_one(conn: records.Connection, unique: list[str]) -> _Found:
-    """Exact, two statements per new path: the way for one path (a single post), and for a
-    list when a concurrent post of the same paths raced the batch."""
+    """Exact, one statement per new path (two per path stored before): the way for one path
+    (a single post), and for a list when a concurrent post of the same paths raced the batch."""
     found: _Found = {}
     for p in unique:
-        conn.query("INSERT IGNORE INTO images (path) VALUES (:p)", p=p)
-        row = conn.query("SELECT ROW_COUNT() AS n, LAST_INSERT_ID() AS id").first()
-        if row.n == 1:
-            found[p] = (int(row.id), Status.PENDING, True)
+        written, image_id = insert(conn, "INSERT IGNORE INTO images (path) VALUES (:p)", p=p)
+        if written == 1:
+            found[p] = (image_id, Status.PENDING, True)
         else:
             found[p] = (*_ids_by_path(conn, [p])[p], False)
     return found
