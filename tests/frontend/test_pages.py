@@ -6,6 +6,7 @@ import re
 
 from PIL import Image
 
+from kubeface.core.statuses import Status
 from tests.support.rows import Table, add_image
 from tests.support.web import WebService
 
@@ -64,7 +65,8 @@ def test_counts_per_status_and_the_status_filter(frontend, db):
 def test_the_page_reloads_itself_only_while_work_is_pending(frontend, db):
     image_id = add_image(db, "busy.jpg", "pending")
     assert '<meta http-equiv="refresh" content="5">' in _page(frontend)
-    db.execute("UPDATE images SET status = 'processed' WHERE id = :i", i=image_id)
+    db.execute("UPDATE images SET status = :s WHERE id = :i", s=Status.PROCESSED.value,
+               i=image_id)
     assert 'http-equiv="refresh"' not in _page(frontend)
 
 
@@ -79,8 +81,9 @@ def test_ten_thousand_images_are_paged_with_the_same_few_queries_per_page(fronte
     # 10,000 rows in one statement (MariaDB's sequence engine), with persons on some.
     add_image(db, "seed.jpg", "processed", "Grace Hopper")
     db.execute("INSERT INTO images (path, status, person_id, face_count)"
-               " SELECT CONCAT('bulk/', seq, '.jpg'), IF(seq % 2, 'processed', 'unknown'),"
-               " IF(seq % 2, (SELECT id FROM person LIMIT 1), NULL), 1 FROM seq_1_to_9999")
+               " SELECT CONCAT('bulk/', seq, '.jpg'), IF(seq % 2, :known, :unknown),"
+               " IF(seq % 2, (SELECT id FROM person LIMIT 1), NULL), 1 FROM seq_1_to_9999",
+               known=Status.PROCESSED.value, unknown=Status.UNKNOWN.value)
     _page(frontend)  # the pool's first connections ask the server's version and modes: warm up
     before = _com_select(mariadb)
     first = Table(_page(frontend))

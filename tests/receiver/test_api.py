@@ -9,6 +9,7 @@ import threading
 import time
 
 from kubeface.core.messages import TOPIC
+from kubeface.core.statuses import Status
 from tests.support.web import WebService
 
 
@@ -45,7 +46,8 @@ def test_a_path_posted_again_keeps_its_id_and_is_not_published_again(receiver, d
         assert reply.status == 200, reply.text
         assert reply.json()["id"] == first["id"] and reply.json()["already_posted"] is True
         assert "already posted" in reply.json()["message"]
-    db.execute("UPDATE images SET status = 'processed' WHERE id = :i", i=first["id"])
+    db.execute("UPDATE images SET status = :s WHERE id = :i", s=Status.PROCESSED.value,
+               i=first["id"])
     again = receiver.post_json("/image/post", {"path": "a/b.jpg"}).json()
     assert again["status"] == "processed"  # its current status, not "pending"
     assert len(_rows(db)) == 1
@@ -186,8 +188,9 @@ def test_get_one_image_with_its_person_faces_and_error(receiver, db):
     posted = receiver.post_json("/image/post", {"path": "group.jpg"}).json()
     with db.transaction() as conn:
         conn.query("INSERT INTO person (name) VALUES ('Barack Obama')")
-        conn.query("UPDATE images SET status = 'processed', face_count = 2, person_id = "
-                   "(SELECT id FROM person) WHERE id = :i", i=posted["id"])
+        conn.query("UPDATE images SET status = :s, face_count = 2, person_id = "
+                   "(SELECT id FROM person) WHERE id = :i", s=Status.PROCESSED.value,
+                   i=posted["id"])
         conn.query("INSERT INTO faces (image_id, face_index, box_top, box_right, box_bottom,"
                    " box_left, person_id, known_image, distance) VALUES"
                    " (:i, 0, 10, 90, 80, 20, (SELECT id FROM person), 'obama.jpg', 0.31),"
@@ -198,8 +201,8 @@ def test_get_one_image_with_its_person_faces_and_error(receiver, db):
     assert [(f["person"], f["known_image"], f["left"], f["distance"]) for f in
             image["faces"]] == [("Barack Obama", "obama.jpg", 20, 0.31), (None, None, 130, 0.74)]
     failed = receiver.post_json("/image/post", {"path": "gone.jpg"}).json()
-    db.execute("UPDATE images SET status = 'failed', last_error = 'file not found' WHERE id = :i",
-               i=failed["id"])
+    db.execute("UPDATE images SET status = :s, last_error = 'file not found' WHERE id = :i",
+               s=Status.FAILED.value, i=failed["id"])
     assert receiver.get_json(f"/images/{failed['id']}")["error"] == "file not found"
     assert receiver.call("GET", "/images/999").status == 404
     assert receiver.call("GET", "/images/abc").status == 400
@@ -209,7 +212,8 @@ def test_get_one_image_with_its_person_faces_and_error(receiver, db):
 def test_list_images_newest_first_by_status_with_limit_and_offset(receiver, db):
     ids = [receiver.post_json("/image/post", {"path": f"{n}.jpg"}).json()["id"]
            for n in range(7)]
-    db.execute("UPDATE images SET status = 'no_face' WHERE id IN :ids", ids=tuple(ids[:3]))
+    db.execute("UPDATE images SET status = :s WHERE id IN :ids", s=Status.NO_FACE.value,
+               ids=tuple(ids[:3]))
     listed = receiver.get_json("/images?limit=4")
     assert [i["id"] for i in listed["images"]] == ids[::-1][:4]
     assert [i["id"] for i in receiver.get_json("/images?limit=4&offset=4")["images"]] == \

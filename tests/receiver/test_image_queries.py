@@ -34,7 +34,7 @@ def test_paths_of_any_text_are_stored_exactly_in_bulk_and_one_by_one(db, caplog)
 
 def test_mixed_bulk_reports_new_and_old_with_current_statuses(db):
     (old,) = insert_pending(db, ["old.jpg"])
-    db.execute("UPDATE images SET status = 'no_face' WHERE id = :i", i=old.id)
+    db.execute("UPDATE images SET status = :s WHERE id = :i", s=Status.NO_FACE.value, i=old.id)
     posted = insert_pending(db, ["a.jpg", "old.jpg", "a.jpg", "b.jpg"])
     assert [(p.path, p.new, p.status) for p in posted] == [
         ("a.jpg", True, Status.PENDING), ("old.jpg", False, Status.NO_FACE),
