@@ -21,7 +21,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ACTION=${1:-build}
 MINIKUBE_VERSION=${KUBE_FACE_MINIKUBE_VERSION:-v1.37.0}
-CRI_DOCKERD_VERSION=v0.4.0
+# v0.4 needs Docker API 1.42 (Docker 23+); Debian bookworm's docker.io 20.10 speaks 1.41, which
+# v0.3.14 (the newest v0.3 the Go module proxy serves) accepts.
+CRI_DOCKERD_VERSION=v0.3.14
 CRICTL_VERSION=v1.34.0
 METRICS_SERVER_VERSION=v0.8.0
 # The node image's name in the engine (minikube start --base-image).
