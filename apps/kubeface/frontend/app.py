@@ -1,9 +1,9 @@
 """``kubeface frontend``: the "Persons of Interest" table and a page per image (port 8081).
 
 Plain server-rendered Bottle templates, no JavaScript: every value is HTML-escaped by the
-templates, a page costs two queries whatever its size (rows with their person joined in, and the
-counts per status), and the database being away gives a 503 page that reloads itself until it
-is back: the process keeps serving.
+templates, the table costs three queries whatever its size (rows with their person joined in, the
+counts per status, the people of its filter), and the database being away gives a 503 page that
+reloads itself until it is back: the process keeps serving.
 """
 
 from __future__ import annotations
