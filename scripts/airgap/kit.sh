@@ -180,7 +180,7 @@ build_kit_images() {
     "$BIN/.stamp-coredns" "$KBIN/.stamp-minikube" "$KBIN/.stamp-metrics-server" "$ROOT/images/.stamp" \
     | sha256sum | cut -c1-16)"
   if [ -f "$KIMG/.stamp" ] && [ "$(cat "$KIMG/.stamp")" = "$key" ]; then log "images: up to date"; return; fi
-  local t; t=$(now) ref proxy_root
+  local t ref proxy_root; t=$(now)
   proxy_root=$(rootfs kube-proxy "iptables,conntrack,ipset,kmod,ca-certificates")
   while read -r ref; do
     local f; f=$(image_file "$ref"); mkdir -p "$(dirname "$f")"
@@ -190,6 +190,8 @@ build_kit_images() {
         pack_image "$ref" "$BIN/$b" "$f" /usr/local/bin ;;
       */kube-proxy:*)
         local d="$KIT/.tmp-kube-proxy"; rm -rf "$d"; cp -a "$proxy_root" "$d"
+        rm -rf "$d"/var/cache/apt/* "$d"/var/lib/apt/lists/* "$d"/usr/share/doc/* "$d"/usr/share/man/* \
+          "$d"/usr/share/locale/* "$d"/dev/* "$d"/.done
         install -D -m 0755 "$BIN/kube-proxy" "$d/usr/local/bin/kube-proxy"
         pack_dir "$ref" "$d" "$f" '["/usr/local/bin/kube-proxy"]'; rm -rf "$d" ;;
       */coredns:*) pack_image "$ref" "$BIN/coredns" "$f" ;;
@@ -217,10 +219,17 @@ install_kit() {
     mkdir -p "$(dirname "$cache/${ref//:/_}")"
     cp -f "$(image_file "$ref")" "$cache/${ref//:/_}"
   done < <(image_list)
-  # Images minikube does not load by itself (add-ons'): `minikube cache add` records them, and
-  # every `minikube start` loads them into the node from the files above.
-  MINIKUBE_HOME=${MINIKUBE_HOME:-} "$bindir/minikube" cache add \
-    "registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION" >/dev/null 2>&1 || true
+  # Images minikube does not load by itself (add-ons'): recorded under "cache" in minikube's
+  # config, as `minikube cache add` does (which needs a running profile), every `minikube start`
+  # loads them into the node from the files above.
+  mkdir -p "$mh/config"
+  python3 - "$mh/config/config.json" "registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION" <<'PY'
+import json, pathlib, sys
+path = pathlib.Path(sys.argv[1])
+config = json.loads(path.read_text() or "{}") if path.exists() else {}
+config.setdefault("cache", {}).update({ref: None for ref in sys.argv[2:]})
+path.write_text(json.dumps(config, indent=4) + "\n")
+PY
   local key; key=$(cat "$KIT/kicbase.tar.stamp")
   local docker_cli; docker_cli=$( [ -x /usr/bin/docker ] && echo /usr/bin/docker || command -v docker)
   if [ "$("$docker_cli" image inspect -f '{{ index .Config.Labels "kube-face.kit" }}' "$KICBASE_IMAGE" 2>/dev/null)" != "$key" ]; then
