@@ -13,8 +13,10 @@ import grpc
 import pytest
 
 from facerecog import face_pb2, face_pb2_grpc
-from tests.support.face import copy_samples, face_env
+from kubeface.core.metrics import _alive
+from tests.support.face import FaceService, copy_samples, face_env
 from tests.support.procs import children, wait_for
+from tests.test_metrics import scrape, value
 
 
 def test_not_serving_until_known_faces_load_then_serving(photos, tmp_path, start_service):
@@ -127,9 +129,7 @@ def test_a_crashed_worker_fails_one_call_and_the_service_recovers(photos, tmp_pa
                                                                   start_service):
     known, unknown, _ = copy_samples(photos, tmp_path)
     service = start_service(face_env(known, unknown, tmp_path / "cache", FACE_WORKERS="1"))
-    # The pool's workers (spawned interpreters), not multiprocessing's resource tracker.
-    workers = [p for p in children(service.process.proc.pid)
-               if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+    workers = _workers(service)
     assert workers
     outcome: dict[str, object] = {}
 
@@ -174,3 +174,31 @@ def test_calls_whose_caller_gave_up_are_not_computed(photos, tmp_path, start_ser
     wait_for(lambda: "CANCELLED the call ended before a worker was free"
              in service.log.read_text(), "a queued call dropped", 30)
     assert service.identify("obama2.jpg").person == "Barack Obama"
+
+
+def test_an_idle_worker_killed_is_replaced_and_the_next_call_answered(photos, tmp_path,
+                                                                    start_service):
+    known, unknown, _ = copy_samples(photos, tmp_path)
+    service = start_service(face_env(known, unknown, tmp_path / "cache", FACE_WORKERS="2"))
+    wait_for(lambda: value(scrape(service.metrics_port), "kubeface_face_workers_alive") == 2,
+             "two workers counted", 60)
+    workers = _workers(service)
+    assert len(workers) == 2
+    # Killed while waiting for work: it dies holding the task queue's lock.
+    os.kill(workers[0], signal.SIGKILL)
+    wait_for(lambda: not _alive(workers[0]), "the killed worker dead", 10)
+    # Bounded: a pool that never noticed the death would leave this call to its deadline.
+    assert service.identify("obama2.jpg", timeout=60).person == "Barack Obama"
+    assert service.identify("hopper_pillow.jpg", timeout=60).person == "Grace Hopper"
+    assert service.health() == "SERVING"
+    assert service.log.read_text().count("a recognition worker died") == 1
+    assert not any(_alive(pid) for pid in workers)  # the old pool is gone, none left behind
+    wait_for(lambda: value(scrape(service.metrics_port), "kubeface_face_workers_alive")
+             == len(_workers(service)) > 0, "the live workers counted", 60)
+
+
+def _workers(service: FaceService) -> list[int]:
+    """The pool's workers (spawned interpreters), not multiprocessing's resource tracker."""
+    return [p for p in children(service.process.proc.pid)
+            if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+

@@ -93,7 +93,7 @@ _limits: tuple[int, int] = (0, 0)
 
 
 def init_worker(max_side: int, max_pixels: int) -> None:
-    """Pool initializer: load the models; leave SIGTERM to the server, which drains first."""
+    """Pool initializer: load the models, in a process group of the worker's own."""
     global _engine, _limits
     import signal
     import threading
@@ -101,9 +101,12 @@ def init_worker(max_side: int, max_pixels: int) -> None:
 
     from PIL import Image
 
-    # A service stop signals the whole process group; the server finishes the calls in
-    # flight, then shuts the pool down. A worker must not die under a running call.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A service stop (supervisord's stopasgroup, Ctrl-C) signals the server's process group;
+    # the server finishes the calls in flight, then shuts the pool down, so a worker must not
+    # die under a running call. Leaving the group keeps those signals away while SIGTERM keeps
+    # its default: the pool terminates the other workers when one dies (its queues are then
+    # unusable), and an ignored SIGTERM would leave the pool waiting for them forever.
+    os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 

@@ -112,10 +112,21 @@ class Recogniser:
                 log.error("a recognition worker died (%s): starting a new pool", what)
                 self._pool = self._new_pool()
 
+    def _submit(self, path: Path) -> tuple[futures.Future, futures.ProcessPoolExecutor]:
+        """Hand ``path`` to the pool. A pool found broken before the file reached it (a worker
+        died between calls) is replaced, and the file goes to the new one."""
+        for _ in range(2):
+            pool = self._pool
+            try:
+                return pool.submit(engine.analyse, os.fspath(path)), pool
+            except BrokenProcessPool:
+                self._replace_pool(pool, "between calls")
+        raise Refused(grpc.StatusCode.INTERNAL,
+                      "recognition workers keep dying before they start; try again")
+
     def _run(self, path: Path, is_active: Callable[[], bool] | None = None) -> Analysis:
-        pool = self._pool
+        future, pool = self._submit(path)
         try:
-            future = pool.submit(engine.analyse, os.fspath(path))
             while is_active is not None:
                 try:
                     return future.result(timeout=0.5)
