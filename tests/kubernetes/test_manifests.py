@@ -68,7 +68,8 @@ def test_every_component_is_rendered(rendered):
                      ("PodDisruptionBudget", "receiver"), ("Service", "receiver"),
                      ("Service", "frontend"), ("Service", "face"), ("Service", "mysql")]:
         assert expected in kinds, expected
-    assert len(rendered.of_kind("Job")) == 1  # the enrolment
+    # The face service imports the known people itself: no enrolment Job to re-run.
+    assert not rendered.of_kind("Job")
 
 
 def test_every_object_is_in_the_namespace_variable(rendered):
@@ -270,18 +271,100 @@ def test_the_retry_job_is_a_batch_v1_cronjob(rendered):
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
 
 
+def peer_names(rendered, rule: dict) -> set[str]:
+    """The app names of the pods a NetworkPolicy rule admits."""
+    return {pod["metadata"]["labels"]["app.kubernetes.io/name"]
+            for peer in rule["from"]
+            for pod in pods_selected(rendered, peer["podSelector"]["matchLabels"])}
+
+
 def test_mysql_and_the_face_service_are_reachable_only_from_their_clients(rendered):
     policies = {p["metadata"]["name"]: p for p in rendered.of_kind("NetworkPolicy")}
     if not policies:
         pytest.skip("kube_face_network_policies is false in this variable set")
-    mysql_clients = pods_selected(
-        rendered, policies["mysql"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"])
-    names = {p["metadata"]["labels"]["app.kubernetes.io/name"] for p in mysql_clients}
-    assert names == {"receiver", "processor", "frontend", "retry", "enrol"}
-    face_clients = pods_selected(
-        rendered, policies["face"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"])
-    assert {p["metadata"]["labels"]["app.kubernetes.io/name"] for p in face_clients} == {
-        "processor"}
+    (mysql_rule,) = policies["mysql"]["spec"]["ingress"]
+    # The face service reads and imports the known people in the database.
+    assert peer_names(rendered, mysql_rule) == {"receiver", "processor", "frontend", "retry",
+                                                "face"}
+    grpc_rules = [r for r in policies["face"]["spec"]["ingress"] if "from" in r]
+    assert len(grpc_rules) == 1
+    assert [p["port"] for p in grpc_rules[0]["ports"]] == [SHARED["kube_face_face_port"]]
+    # The receiver and the frontend have people's photos encoded.
+    assert peer_names(rendered, grpc_rules[0]) == {"processor", "receiver", "frontend"}
+
+
+def env_of(container: dict) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_the_face_service_uses_the_database_for_known_people(rendered):
+    face = rendered.named("Deployment", "face")["spec"]["template"]
+    assert face["metadata"]["labels"]["kube-face-db-client"] == "true"
+    (container,) = face["spec"]["containers"]
+    env = env_of(container)
+    assert env["MYSQL_USERPASSWORD"] == {"secretKeyRef": {"name": "kube-face-secret",
+                                                          "key": "mysql-userpassword"}}
+    assert env["MYSQL_CONNECTION"] == f"mysql.{rendered.namespace}.svc.cluster.local"
+    assert env["MYSQL_PORT"] == str(SHARED["kube_face_mysql_port"])
+    assert env["GRPC_PORT"] == str(SHARED["kube_face_face_port"])
+    assert env["KNOWN_PEOPLE"] == "/data/known_people"
+    assert len(container["env"]) == len(env), "a variable is set twice"
+    # The schema is applied before the service imports into it, from the face image itself.
+    (migrate,) = face["spec"]["initContainers"]
+    assert migrate["command"] == ["kubeface", "migrate"]
+    assert migrate["image"] == container["image"]
+
+
+def test_the_receiver_and_the_frontend_reach_the_face_service(rendered):
+    face_port = SHARED["kube_face_face_port"]
+    service = rendered.named("Service", "face")
+    assert face_port in {p["port"] for p in service["spec"]["ports"]}
+    for name in ("receiver", "frontend"):
+        (container,) = rendered.named("Deployment", name)["spec"]["template"]["spec"][
+            "containers"]
+        env = env_of(container)
+        assert env["GRPC_ADDRESS"] == (
+            f"face.{rendered.namespace}.svc.cluster.local:{face_port}"), name
+        assert len(container["env"]) == len(env), (name, "a variable is set twice")
+
+
+def image_mounts(template: dict) -> dict[str, tuple[dict, dict, str]]:
+    """Per container and image folder: (mount, volume, the container's UNKNOWN_PEOPLE)."""
+    volumes = {v["name"]: v for v in template["spec"].get("volumes", [])}
+    found = {}
+    for container in containers(template):
+        for mount in container.get("volumeMounts", []):
+            if mount["name"] in ("known-people", "unknown-people"):
+                found[f"{container['name']}/{mount['name']}"] = (
+                    mount, volumes[mount["name"]], env_of(container).get("UNKNOWN_PEOPLE"))
+    return found
+
+
+def writable(mount: dict, volume: dict) -> bool:
+    return not mount.get("readOnly") and not volume.get("persistentVolumeClaim", {}).get(
+        "readOnly")
+
+
+def test_only_the_receiver_and_the_frontend_write_the_unknown_images(rendered):
+    """They store uploads and people's photos under UNKNOWN_PEOPLE; nothing else writes there,
+    and nothing writes the known folder."""
+    writers = set()
+    for name, template in pod_templates(rendered):
+        for key, (mount, volume, unknown_root) in image_mounts(template).items():
+            if writable(mount, volume):
+                writers.add(f"{name}/{key}")
+                assert mount["mountPath"] == unknown_root, (name, key)
+            if "persistentVolumeClaim" not in volume:
+                folder = mount["name"].replace("-", "_")
+                assert volume["hostPath"]["path"].endswith(f"/{folder}"), (name, key)
+    assert writers == {"Deployment/receiver/receiver/unknown-people",
+                       "Deployment/frontend/frontend/unknown-people"}
+    # A writable folder is mounted with the pod still restricted: non-root, and a claim made
+    # writable for the pods' group by fsGroup.
+    for name in ("receiver", "frontend"):
+        context = rendered.named("Deployment", name)["spec"]["template"]["spec"][
+            "securityContext"]
+        assert context["runAsNonRoot"] is True and context["fsGroup"] == context["runAsGroup"]
 
 
 def test_group_vars_set_only_inputs_the_roles_have():
