@@ -37,8 +37,8 @@ case $cmd in
     mkdir -p "$dir"
     [ -e "/run/netns/$netns" ] || ip netns add "$netns"
     ip -n "$netns" link set lo up
+    w=$(wrapper)
     if ! answers; then
-      w=$(wrapper)
       nohup nsenter --net="/run/netns/$netns" nice -n 10 dockerd --host "unix://$sock" \
         --data-root "$dir/data" --exec-root "$dir/run" --pidfile "$pidfile" \
         --cgroup-parent "/$netns" --add-runtime "nosysres=$w" --default-runtime nosysres \

@@ -21,6 +21,10 @@ mkdir -p /etc/systemd/system/ssh.service.d
 printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
   > /etc/systemd/system/ssh.service.d/10-host-keys.conf
 sed -ri 's/^#?UsePAM yes/#UsePAM yes/' /etc/ssh/sshd_config
+# minikube runs `sudo env PATH=...:$PATH kubeadm` over SSH, and kubeadm looks for losetup, iptables
+# and others in that PATH: Debian gives non-root users no sbin directories (Ubuntu's
+# /etc/environment does, which needs PAM).
+echo 'SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' >> /etc/ssh/sshd_config
 systemctl enable ssh.service docker.service cri-docker.socket
 systemctl disable containerd.service || true
 adduser --ingroup docker --disabled-password --gecos '' docker

@@ -1,8 +1,9 @@
 // Test infrastructure, never installed for users: an OCI runtime for dockerd on a machine whose
 // capability bounding set lacks CAP_SYS_RESOURCE (a sandbox). It removes that capability from
-// the container's config (create, run) or the process spec (exec), raises oomScoreAdj to this
-// process's own value (lowering it needs CAP_SYS_RESOURCE), then runs runc with the same
-// arguments. Without it `docker run --privileged` fails with "unable to apply caps".
+// the container's config (create, run) or the process spec (exec), and what only it allows:
+// raises oomScoreAdj to this process's own value and lowers rlimits above this process's hard
+// limits; then it runs runc with the same arguments. Without it `docker run --privileged` fails
+// with "unable to apply caps", and a nested dockerd's --default-ulimit with "error setting rlimit".
 package main
 
 import (
@@ -44,6 +45,42 @@ func ownOOMScoreAdj() int {
 	return n
 }
 
+// The rlimits a process may have to lower (OCI names; see getrlimit(2)).
+var rlimitTypes = map[string]int{
+	"RLIMIT_CORE": 4, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8,
+	"RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_STACK": 3,
+}
+
+// fixRlimits lowers every limit above this process's hard limit to it (raising a hard limit
+// needs CAP_SYS_RESOURCE).
+func fixRlimits(p map[string]any) {
+	list, ok := p["rlimits"].([]any)
+	if !ok {
+		return
+	}
+	for _, item := range list {
+		rl, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		kind, ok := rlimitTypes[fmt.Sprint(rl["type"])]
+		if !ok {
+			continue
+		}
+		var own syscall.Rlimit
+		if syscall.Getrlimit(kind, &own) != nil {
+			continue
+		}
+		max := float64(own.Max)
+		if hard, ok := rl["hard"].(float64); ok && hard > max {
+			rl["hard"] = own.Max
+		}
+		if soft, ok := rl["soft"].(float64); ok && soft > max {
+			rl["soft"] = own.Max
+		}
+	}
+}
+
 // fixProcess edits an OCI process object in place.
 func fixProcess(p map[string]any) {
 	if caps, ok := p["capabilities"].(map[string]any); ok {
@@ -61,6 +98,7 @@ func fixProcess(p map[string]any) {
 			caps[set] = kept
 		}
 	}
+	fixRlimits(p)
 	// Unset means "keep the parent's value", which is never below this process's.
 	if adj, ok := p["oomScoreAdj"].(float64); ok {
 		if own := ownOOMScoreAdj(); int(adj) < own {
