@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -230,3 +231,20 @@ def test_bad_uploads_store_nothing(api, db, photos, image_dirs):
                             retries=urllib3.Retry(0, read=False))
     assert huge.status == 413
     assert counts(db) == before and files_under(unknown) == stored
+
+
+def test_a_json_body_over_the_limit_is_413_and_closes_the_connection(api, db):
+    """The body is left unread: the connection must not carry another request."""
+    before = counts(db)
+    body = json.dumps({"name": "x" * 100_000}).encode()
+    head = (b"POST /people HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    with socket.create_connection(("127.0.0.1", api.port), timeout=15) as conn:
+        conn.sendall(head + body)
+        answer = b""
+        while chunk := conn.recv(65536):  # times out if the server keeps the connection
+            answer += chunk
+    status, headers = answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n", 1)
+    assert status.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b"connection: close" in headers.lower(), headers
+    assert counts(db) == before

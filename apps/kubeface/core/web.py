@@ -168,10 +168,10 @@ def int_param(raw: str | None, name: str, low: int, high: int,
     return int(digits)
 
 
-def read_json_body(environ: dict[str, Any], limit: int, setting: str) -> Any:
-    """The request body parsed as JSON whatever its Content-Type (the article's ``curl -d``
-    says form-urlencoded), read by hand with a size limit: Bottle never parses it as a form.
-    ``setting`` names the variable that sets ``limit``, for the 413 message."""
+def read_body(environ: dict[str, Any], limit: int, why: str = "") -> bytes:
+    """The request body, read by hand up to ``limit`` bytes; ``why`` ends the 413 message (the
+    setting that sets ``limit``, what to send instead). An answer that leaves the body unread
+    closes the connection: the rest must not be taken for the next request."""
     length = environ.get("CONTENT_LENGTH") or ""
     if length:
         if not length.isascii() or not length.isdigit():
@@ -179,18 +179,26 @@ def read_json_body(environ: dict[str, Any], limit: int, setting: str) -> Any:
                             close=True)
         if len(length) > 18 or int(length) > limit:
             size = length if len(length) <= 18 else "more than 10**18"
-            raise HttpError(413, f"body of {size} bytes is over the limit of {limit} bytes "
-                                 f"({setting}): post fewer paths per request", close=True)
+            raise HttpError(413, f"body of {size} bytes is over the limit of {limit} bytes{why}",
+                            close=True)
     try:
         raw = environ["wsgi.input"].read(limit + 1)
     except TimeoutError:  # socket.timeout: the client stopped sending before the end
         raise HttpError(408, "the body did not arrive in time: it is shorter than its "
                              "Content-Length, or the client stalled", close=True) from None
     if len(raw) > limit:
-        raise HttpError(413, f"body is over the limit of {limit} bytes ({setting}): post "
-                             "fewer paths per request", close=True)
+        raise HttpError(413, f"body is over the limit of {limit} bytes{why}", close=True)
+    return raw
+
+
+def read_json_body(environ: dict[str, Any], limit: int, why: str,
+                   example: str = '{"path": "unknown0001.jpg"}') -> Any:
+    """The request body parsed as JSON whatever its Content-Type (the article's ``curl -d``
+    says form-urlencoded), read by :func:`read_body`: Bottle never parses it as a form.
+    ``example`` is a body to show when it is empty."""
+    raw = read_body(environ, limit, why)
     if not raw.strip():
-        raise HttpError(400, 'empty body: send JSON such as {"path": "unknown0001.jpg"}')
+        raise HttpError(400, f"empty body: send JSON such as {example}")
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

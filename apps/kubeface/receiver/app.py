@@ -118,7 +118,7 @@ class Receiver:
 
     def _body(self) -> Any:
         return web.read_json_body(bottle.request.environ, self.settings.receiver_max_body_bytes,
-                                  "RECEIVER_MAX_BODY_BYTES")
+                                  " (RECEIVER_MAX_BODY_BYTES): post fewer paths per request")
 
     def post_image(self) -> bottle.HTTPResponse:
         path = parse_single(self._body(), self.settings)

@@ -12,7 +12,6 @@ Errors are JSON ``{"error": ...}`` like the rest of the API; nothing is stored o
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -50,32 +49,8 @@ def _query_int(name: str, default: int, low: int, high: int) -> int:
     return web.int_param(bottle.request.query.get(name), name, low, high, default)
 
 
-def _read_body(limit: int) -> bytes:
-    environ = bottle.request.environ
-    length = environ.get("CONTENT_LENGTH") or ""
-    if length:
-        if not length.isdigit():
-            raise Refused(400, f"Content-Length {length[:20]!r} is not a number")
-        if int(length) > limit:
-            raise Refused(413, f"body of {length} bytes is over the limit of {limit} bytes")
-    raw = environ["wsgi.input"].read(limit + 1)
-    if len(raw) > limit:
-        raise Refused(413, f"body is over the limit of {limit} bytes")
-    return raw
-
-
-def _json_body() -> dict[str, Any]:
-    raw = _read_body(JSON_MAX_BYTES)
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise Refused(400, "body is not UTF-8 text: send JSON") from None
-    except json.JSONDecodeError as exc:
-        raise Refused(400, f"body is not valid JSON ({exc.msg})") from None
-    except ValueError as exc:  # an integer over Python's 4300 digits
-        raise Refused(400, f"body has a number JSON cannot hold here ({exc})") from None
-    except RecursionError:
-        raise Refused(400, "body is JSON nested too deeply") from None
+def _json_body(example: str) -> dict[str, Any]:
+    body = web.read_json_body(bottle.request.environ, JSON_MAX_BYTES, "", example)
     if not isinstance(body, dict):
         raise Refused(400, "body must be a JSON object")
     return body
@@ -86,7 +61,7 @@ def _multipart() -> tuple[list[bottle.FileUpload], dict[str, str]]:
     content_type = bottle.request.environ.get("CONTENT_TYPE", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise Refused(400, 'send the file as multipart/form-data, in the field "file"')
-    raw = _read_body(UPLOAD_MAX_BYTES)
+    raw = web.read_body(bottle.request.environ, UPLOAD_MAX_BYTES)
     environ = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": content_type,
                "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw)}
     form = bottle.BaseRequest(environ)
@@ -150,7 +125,7 @@ class PeopleApi:
                            "limit": limit, "offset": offset})
 
     def create_person(self) -> bottle.HTTPResponse:
-        body = _json_body()
+        body = _json_body('{"name": "Ada Lovelace"}')
         if "name" not in body:
             raise Refused(400, 'body has no "name": send {"name": "Ada Lovelace"}')
         person = people.create_person(self.db, body["name"])
@@ -167,7 +142,7 @@ class PeopleApi:
 
     def rename_person(self, person_id: str) -> bottle.HTTPResponse:
         pid = _id(person_id, "person id")
-        body = _json_body()
+        body = _json_body('{"name": "New Name"}')
         if "name" not in body:
             raise Refused(400, 'body has no "name": send {"name": "New Name"}')
         return _json(200, self._person_json(people.rename_person(self.db, pid, body["name"])))
@@ -208,7 +183,7 @@ class PeopleApi:
     def name_face(self, image_id: str, index: str) -> bottle.HTTPResponse:
         iid = _id(image_id, "image id", MAX_IMAGE_ID)
         face = _face_index(index)
-        body = _json_body()
+        body = _json_body('{"person_id": 1}')
         self.actions.name_face(iid, face, body.get("person_id"))
         return self._image_json(iid)
 
