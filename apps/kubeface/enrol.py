@@ -11,7 +11,6 @@ loses its photo.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeface import progress
-from kubeface.core import known_people, people
+from kubeface.core import known_people, paths, people
 from kubeface.core.config import Settings
 from kubeface.core.db import Database, execute, last_insert_id, named_lock
 
@@ -74,14 +73,6 @@ class Imported:
     removed: int  # photos of files gone from the folder
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def import_encodings(db: Database, folder: Path, analyse_many: AnalyseMany) -> Imported:
     """Enrol ``folder``, then store the encoding of each new or changed file as a photo of its
     person (its largest face). Replicas importing at once wait for each other on a named lock,
@@ -96,7 +87,7 @@ def import_encodings(db: Database, folder: Path, analyse_many: AnalyseMany) -> I
         digests: dict[str, str] = {}
         for entry in entries:
             try:
-                digests[entry.image_name] = _sha256(entry.path)
+                digests[entry.image_name] = paths.file_sha256(entry.path)
             except OSError as exc:
                 log.warning("known image %s cannot be read, skipped: %s", entry.image_name, exc)
         todo = [e for e in entries

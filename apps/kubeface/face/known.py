@@ -9,7 +9,6 @@ known encoding, whatever their number.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kubeface.core import known_people, matching
+from kubeface.core import known_people, matching, paths
 from kubeface.core.db import Database
 from kubeface.face.engine import JITTERS, UPSAMPLE, Analysis
 from kubeface.face.images import ImageError
@@ -108,14 +107,6 @@ class EncodingCache:
                         "again at every start", self.folder, exc)
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _largest(analysis: Analysis) -> np.ndarray:
     if not analysis.boxes:
         return np.zeros((0, 128), dtype=np.float32)
@@ -136,7 +127,7 @@ def load(folder: Path, cache: EncodingCache, analyse_many: AnalyseMany) -> Known
     digests, chosen = {}, {}
     for entry in entries:
         try:
-            digests[entry.image_name] = _digest(entry.path)
+            digests[entry.image_name] = paths.file_sha256(entry.path)
         except OSError as exc:
             log.warning("known image %s cannot be read, skipped: %s", entry.image_name, exc)
             continue
