@@ -45,6 +45,7 @@ def redetect(system: Pipeline, names: list[str], rounds: int) -> tuple[float, in
     """Seconds and images of ``retry --rematch`` over the sample copies, all ``unknown``."""
     from kubeface import retry
     from kubeface.core import config
+    from kubeface.core.statuses import Status
     from tests.support.processor import add_images, wait_final
 
     paths = copies(system.unknown, names, rounds, "redetect-")
@@ -52,10 +53,11 @@ def redetect(system: Pipeline, names: list[str], rounds: int) -> tuple[float, in
     system.publisher.publish_many(ids)
     wait_final(system.db, ids, timeout=3600)
     listed = ",".join(map(str, ids))
-    system.db.execute(f"UPDATE images SET status = 'unknown' WHERE id IN ({listed})"
-                      " AND face_count > 0")
+    unknown = Status.UNKNOWN.value
+    system.db.execute(f"UPDATE images SET status = :unknown WHERE id IN ({listed})"
+                      " AND face_count > 0", unknown=unknown)
     count = system.db.query(f"SELECT COUNT(*) AS n FROM images WHERE id IN ({listed})"
-                            " AND status = 'unknown'")[0].n
+                            " AND status = :unknown", unknown=unknown)[0].n
     start = time.perf_counter()
     run = retry.run_once(system.db, system.publisher, config.load(environ={}), rematch=True)
     wait_final(system.db, run.rematched, timeout=3600)
@@ -65,6 +67,7 @@ def redetect(system: Pipeline, names: list[str], rounds: int) -> tuple[float, in
 def stored_faces(system: Pipeline, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` images with one stored face each; returns the identity centres."""
     from kubeface.core import matching, people
+    from kubeface.core.statuses import Status
 
     centres = rng.normal(0, SPREAD, size=(IDENTITIES, 128)).astype(np.float32)
     who = rng.integers(0, IDENTITIES, size=count)
@@ -75,9 +78,9 @@ def stored_faces(system: Pipeline, count: int, rng: np.random.Generator) -> np.n
         block = range(start, min(start + 2000, count))
         rows = json.dumps([[f"synthetic/{i}.jpg", faces[i].tolist()] for i in block])
         with system.db.transaction() as conn:
-            conn.query("INSERT INTO images (path, status, face_count) SELECT jt.p, 'unknown', 1"
+            conn.query("INSERT INTO images (path, status, face_count) SELECT jt.p, :unknown, 1"
                        " FROM JSON_TABLE(:rows, '$[*]' COLUMNS (p VARCHAR(1024) PATH '$[0]'))"
-                       " AS jt", rows=rows)
+                       " AS jt", rows=rows, unknown=Status.UNKNOWN.value)
         ids = {r.path: int(r.id) for r in system.db.query(
             "SELECT id, path FROM images WHERE path LIKE 'synthetic/%' AND id NOT IN"
             " (SELECT image_id FROM faces)")}

@@ -10,6 +10,7 @@
     revived to pending by the retry job: failed (after passing faults, or any with
     --include-permanent), processing whose lease expired (its worker died), unknown (--rematch);
     pending not touched for a while is published again, its status unchanged.
+    processed <-> unknown when people change: relabelled from the stored faces' matches.
 
 A claim moves an image to ``processing`` with a lease and ``attempts + 1``; every later change
 by the same worker holds only while that claim is current (``status = processing`` and the
@@ -102,6 +103,21 @@ def release(conn: records.Connection, image_id: int, attempts: int, reason: str,
         conn, image_id, attempts,
         "status = :pending, last_error = :reason, attempts = attempts - :undo",
         reason=reason[:ERROR_LENGTH], undo=0 if attempted else 1,
+    )
+
+
+def relabel(conn: records.Connection) -> int:
+    """processed | unknown -> processed with the person of the temporary table ``relabel``, or
+    unknown when it has none (a re-match of stored faces); returns the images changed."""
+    return execute(
+        conn,
+        "UPDATE images i JOIN relabel r ON r.image_id = i.id"
+        " SET i.person_id = r.person_id,"
+        " i.status = IF(r.person_id IS NULL, :unknown, :processed),"
+        " i.last_error = NULL"
+        " WHERE NOT (i.person_id <=> r.person_id)"
+        " OR i.status <> IF(r.person_id IS NULL, :unknown, :processed)"
+        " OR i.last_error IS NOT NULL",
     )
 
 

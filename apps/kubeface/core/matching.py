@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import records
 
+from kubeface.core import lifecycle
 from kubeface.core.db import Database, execute, named_lock
 
 log = logging.getLogger(__name__)
@@ -228,21 +229,14 @@ def relabel_images(db: Database, image_ids: Sequence[int]) -> int:
                 "CREATE TEMPORARY TABLE IF NOT EXISTS relabel"
                 " (image_id BIGINT UNSIGNED PRIMARY KEY, person_id INT UNSIGNED NULL)")
             conn.query("DELETE FROM relabel")
-            conn.query(
+            lifecycle.execute(
+                conn,
                 "INSERT INTO relabel (image_id, person_id)"
                 " SELECT i.id, (SELECT f.person_id FROM faces f WHERE f.image_id = i.id"
                 "  AND f.person_id IS NOT NULL ORDER BY f.distance, f.face_index LIMIT 1)"
                 f" FROM images i WHERE i.id IN ({listed})"
-                " AND i.status IN ('processed', 'unknown') AND i.face_count > 0")
-            changed += execute(
-                conn,
-                "UPDATE images i JOIN relabel r ON r.image_id = i.id"
-                " SET i.person_id = r.person_id,"
-                " i.status = IF(r.person_id IS NULL, 'unknown', 'processed'),"
-                " i.last_error = NULL"
-                " WHERE NOT (i.person_id <=> r.person_id)"
-                " OR i.status <> IF(r.person_id IS NULL, 'unknown', 'processed')"
-                " OR i.last_error IS NOT NULL")
+                " AND i.status IN (:processed, :unknown) AND i.face_count > 0")
+            changed += lifecycle.relabel(conn)
             conn.query("DROP TEMPORARY TABLE relabel")
     return changed
 

@@ -34,6 +34,7 @@ FINAL = [Status.PROCESSED, Status.UNKNOWN, Status.NO_FACE, Status.FAILED]
 COLOURS = {Status.PROCESSED: "#2e9d57", Status.UNKNOWN: "#4a6fd1", Status.NO_FACE: "#9aa0a6",
            Status.FAILED: "#d23c3c"}
 BREAKER_REASON = "face service circuit breaker open"  # what the processor records on release
+SETTLED = tuple(s.value for s in FINAL)  # bound as `status IN :settled`
 
 
 @dataclass
@@ -93,22 +94,23 @@ def _settled(db: Database, board: Dashboard) -> None:
     rows = db.query(
         "SELECT LEAST(FLOOR(TIMESTAMPDIFF(SECOND, updated_at, NOW(3)) / 60), :last) AS ago,"
         " status, COUNT(*) AS n FROM images"
-        " WHERE status IN ('processed', 'unknown', 'no_face', 'failed')"
+        " WHERE status IN :settled"
         " AND updated_at >= NOW(3) - INTERVAL 1 HOUR GROUP BY ago, status",
-        last=MINUTES - 1)
+        last=MINUTES - 1, settled=SETTLED)
     for row in rows:
         minute = MINUTES - 1 - int(row.ago)
         board.per_minute[minute][Status(row.status)] += int(row.n)
     seconds = sorted(float(r.s) for r in db.query(
         "SELECT TIMESTAMPDIFF(MICROSECOND, created_at, updated_at) / 1e6 AS s FROM images"
-        " WHERE status IN ('processed', 'unknown', 'no_face', 'failed')"
-        " AND updated_at >= NOW(3) - INTERVAL 1 HOUR ORDER BY updated_at DESC LIMIT 20000"))
+        " WHERE status IN :settled"
+        " AND updated_at >= NOW(3) - INTERVAL 1 HOUR ORDER BY updated_at DESC LIMIT 20000",
+        settled=SETTLED))
     board.settled_last_hour = sum(sum(m.values()) for m in board.per_minute)
     board.settle_p50, board.settle_p95 = percentile(seconds, 0.5), percentile(seconds, 0.95)
     board.breaker_held_back = int(db.query(
         "SELECT COUNT(*) AS n FROM images WHERE last_error = :reason"
-        " AND status = 'pending' AND updated_at >= NOW(3) - INTERVAL 5 MINUTE",
-        reason=BREAKER_REASON)[0].n)
+        " AND status = :pending AND updated_at >= NOW(3) - INTERVAL 5 MINUTE",
+        reason=BREAKER_REASON, pending=Status.PENDING.value)[0].n)
 
 
 def _get(url: str) -> bytes:
