@@ -93,6 +93,15 @@ def group_cpu(groups: set[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def sample_set(base: Path) -> tuple[Path, Path, list[str]]:
+    """The sample images under ``base``: the known and unknown folders, the unknown names."""
+    known, unknown = base / "known", base / "unknown"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "sample_images.py"),
+                    "--known", str(known), "--unknown", str(unknown)],
+                   check=True, capture_output=True)
+    return known, unknown, sorted(json.loads((unknown / "expected.json").read_text()))
+
+
 def copies(unknown: Path, names: list[str], rounds: int, tag: str) -> list[str]:
     paths = []
     for n in range(rounds):
@@ -184,11 +193,7 @@ def main() -> int:
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="kubeface-bench-") as tmp:
         base = Path(tmp)
-        known, unknown = base / "known", base / "unknown"
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "sample_images.py"),
-                        "--known", str(known), "--unknown", str(unknown)],
-                       check=True, capture_output=True)
-        names = sorted(json.loads((unknown / "expected.json").read_text()))
+        known, unknown, names = sample_set(base)
         known_files = sorted(p for p in known.iterdir() if p.suffix != ".csv")
         images = [unknown / n for n in names] * args.rounds
         print(f"{len(images)} images per run ({len(names)} samples x {args.rounds}), "

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "apps"), str(ROOT / "bench")]
 
 import numpy as np  # noqa: E402
-from pipeline_bench import Pipeline, copies  # noqa: E402
+from pipeline_bench import Pipeline, copies, sample_set  # noqa: E402
 
 IDENTITIES = 1000
 KNOWN_IDENTITIES = 100
@@ -118,11 +117,7 @@ def main() -> int:
     rng = np.random.default_rng(14)
     with tempfile.TemporaryDirectory(prefix="kubeface-rematch-bench-") as tmp:
         base = Path(tmp)
-        known, unknown = base / "known", base / "unknown"
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "sample_images.py"),
-                        "--known", str(known), "--unknown", str(unknown)],
-                       check=True, capture_output=True)
-        names = sorted(json.loads((unknown / "expected.json").read_text()))
+        known, unknown, names = sample_set(base)
         system = Pipeline(base / "run", known, unknown, 4)
         try:
             system.start()
