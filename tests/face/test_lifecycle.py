@@ -186,7 +186,9 @@ def test_an_idle_worker_killed_is_replaced_and_the_next_call_answered(photos, tm
     assert len(workers) == 2
     # Killed while waiting for work: it dies holding the task queue's lock.
     os.kill(workers[0], signal.SIGKILL)
-    wait_for(lambda: not _alive(workers[0]), "the killed worker dead", 10)
+    # Noticed and logged at once, not at the next call.
+    wait_for(lambda: f"a recognition worker died (pid {workers[0]})" in service.log.read_text(),
+             "the death logged", 30)
     # Bounded: a pool that never noticed the death would leave this call to its deadline.
     assert service.identify("obama2.jpg", timeout=60).person == "Barack Obama"
     assert service.identify("hopper_pillow.jpg", timeout=60).person == "Grace Hopper"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -93,6 +94,8 @@ class Recogniser:
         self._reload_lock = threading.Lock()
         self._pool = self._new_pool()
         self.on_loaded: list = []  # callbacks(KnownSet), e.g. the health service
+        self._closing = threading.Event()
+        threading.Thread(target=self._watch_workers, daemon=True, name="worker-watch").start()
 
     def _new_pool(self) -> futures.ProcessPoolExecutor:
         # spawn: a fresh interpreter per worker, no forked gRPC or thread state.
@@ -111,6 +114,24 @@ class Recogniser:
             if self._pool is broken:  # the first to notice replaces it
                 log.error("a recognition worker died (%s): starting a new pool", what)
                 self._pool = self._new_pool()
+
+    def _watch_workers(self) -> None:
+        """Replace the pool as soon as one of its workers dies, between calls too: the death
+        is logged when it happens, and the next call goes to a working pool."""
+        while not self._closing.is_set():
+            pool = self._pool
+            # The executor keeps its processes private; without them, a call finds the pool
+            # broken instead (see _submit).
+            processes = {p.sentinel: p.pid
+                         for p in list(getattr(pool, "_processes", {}).values())}
+            try:
+                died = processes and multiprocessing.connection.wait(processes, timeout=1.0)
+            except (OSError, ValueError):  # a process the executor has just reaped
+                died = []
+            if not processes:
+                self._closing.wait(1.0)
+            elif died and not self._closing.is_set():
+                self._replace_pool(pool, f"pid {processes[died[0]]}")
 
     def _submit(self, path: Path) -> tuple[futures.Future, futures.ProcessPoolExecutor]:
         """Hand ``path`` to the pool. A pool found broken before the file reached it (a worker
@@ -272,6 +293,7 @@ class Recogniser:
         return response
 
     def close(self) -> None:
+        self._closing.set()  # the workers leaving now are not deaths
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self.db is not None:
             self.db.close()
