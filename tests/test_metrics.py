@@ -166,11 +166,13 @@ def test_pipeline_metrics_from_the_processor_and_the_face_service(
 
         no_face, match = _pick(sample_images, "no_face"), _pick(sample_images, "processed")
         names = [no_face, match, "missing.jpg"]
+        posted = time.monotonic()
         ids = add_images(db, names)
         publisher.publish_many(ids)
         final = wait_final(db, ids, timeout=180)
         assert [final[i] for i in ids] == ["no_face", "processed", "failed"]
         after = scrape(proc_port)
+        waited = time.monotonic() - posted
 
         def moved(name: str, **labels: str) -> float:
             return value(after, name, **labels) - value(before, name, **labels)
@@ -179,6 +181,8 @@ def test_pipeline_metrics_from_the_processor_and_the_face_service(
         assert moved("kubeface_images_settled_total", status="processed") == 1
         assert moved("kubeface_images_settled_total", status="failed") == 1
         assert moved("kubeface_image_settle_seconds_count") == 3
+        # Each image's time from its post to its outcome: within the test's own wait.
+        assert 0 < moved("kubeface_image_settle_seconds_sum") <= 3 * waited
         assert value(after, "kubeface_image_settle_seconds_bucket", status="no_face",
                      le="+Inf") == 1
         assert value(after, "kubeface_messages_in_flight") == 0

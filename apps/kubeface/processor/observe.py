@@ -8,7 +8,6 @@ is connected to at least one nsqd.
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import TYPE_CHECKING
 
@@ -19,22 +18,12 @@ from kubeface.core.db import Database
 if TYPE_CHECKING:  # the consumer imports the store, which imports this module
     from kubeface.processor.consumer import Consumer
 
-log = logging.getLogger(__name__)
-
 LOOP_SECONDS = 10.0
 
 
-def settled(db: Database, image_id: int, status: str) -> None:
-    """Count an image that reached ``status`` and how long it took since its post (the row's
-    own clock: ``updated_at`` is the write that settled it)."""
-    seconds = None
-    try:
-        seconds = db.query(
-            "SELECT TIMESTAMPDIFF(MICROSECOND, created_at, updated_at) / 1e6 AS s"
-            " FROM images WHERE id = :id", id=image_id)[0].s
-    except Exception as exc:  # the outcome is stored; only the histogram misses one value
-        log.warning("image %d: settle time not measured: %s", image_id, exc)
-    metrics.processor().image_settled(status, None if seconds is None else float(seconds))
+def settled(status: str, seconds: float) -> None:
+    """Count an image that reached ``status`` ``seconds`` after its post."""
+    metrics.processor().image_settled(status, seconds)
 
 
 def loop_alive(consumer: Consumer, seconds: float = LOOP_SECONDS) -> tuple[bool, str]:

@@ -10,7 +10,8 @@ an outcome (the person, every face).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import records
 
@@ -33,6 +34,12 @@ class Claim:
     path: str
     attempts: int
     last_error: str | None
+    age: float = 0.0  # seconds since the post, by the database's clock at the claim
+    claimed_at: float = field(default_factory=time.monotonic)
+
+    def since_post(self) -> float:
+        """Seconds since the image was posted: its age at the claim and the time since."""
+        return self.age + time.monotonic() - self.claimed_at
 
 
 @dataclass(frozen=True)
@@ -59,14 +66,15 @@ def claim(db: Database, image_id: int, lease_seconds: int) -> Claim | Busy | Set
         won = lifecycle.claim(conn, image_id, lease_seconds)
         row = conn.query(
             "SELECT path, status, attempts, last_error,"
-            " GREATEST(0, TIMESTAMPDIFF(MICROSECOND, NOW(3), lease_until)) / 1e6 AS lease_left"
+            " GREATEST(0, TIMESTAMPDIFF(MICROSECOND, NOW(3), lease_until)) / 1e6 AS lease_left,"
+            " TIMESTAMPDIFF(MICROSECOND, created_at, NOW(3)) / 1e6 AS age"
             " FROM images WHERE id = :id",
             id=image_id,
         ).first()
     if row is None:
         return Missing()
     if won:
-        return Claim(image_id, row.path, int(row.attempts), row.last_error)
+        return Claim(image_id, row.path, int(row.attempts), row.last_error, float(row.age))
     status = Status(row.status)
     if status in TERMINAL:
         return Settled(status)
@@ -117,7 +125,7 @@ def record_result(db: Database, claimed: Claim, found: Recognition) -> bool:
                 p=(face.person_id or people.get(face.known_image)) if face.matched else None,
                 k=face.known_image, ph=face.photo_id, d=face.distance, e=_encoding(face),
             )
-    observe.settled(db, claimed.image_id, status.value)
+    observe.settled(status.value, claimed.since_post())
     return True
 
 
@@ -132,7 +140,7 @@ def record_failure(db: Database, claimed: Claim, reason: str, retryable: bool) -
         if not lifecycle.fail(conn, claimed.image_id, claimed.attempts, reason, retryable):
             return False
         conn.query("DELETE FROM faces WHERE image_id = :id", id=claimed.image_id)
-    observe.settled(db, claimed.image_id, Status.FAILED.value)
+    observe.settled(Status.FAILED.value, claimed.since_post())
     return True
 
 
