@@ -181,6 +181,8 @@ def test_pages_carry_a_no_script_security_policy(frontend, db):
     assert "script-src" not in reply.headers["Content-Security-Policy"]
     assert "default-src 'none'" in reply.headers["Content-Security-Policy"]
     assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    # The index has no form: it sets no CSRF cookie.
+    assert "kubeface_csrf" not in reply.headers.get("Set-Cookie", "")
 
 
 def test_database_away_gives_a_503_page_and_the_frontend_recovers(frontend, db, mariadb):

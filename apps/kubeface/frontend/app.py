@@ -138,7 +138,7 @@ class Frontend:
             "index", images=rows, counts=counts, total=sum(counts.values()), status=status,
             has_newer=has_newer and bool(rows), has_older=has_older and bool(rows),
             refresh=self.settings.frontend_refresh_seconds if busy else None,
-            person=person, people_choices=self.people.image_extras()["people_choices"],
+            person=person, people_choices=self.people.people_choices(),
         )
 
     def _image(self, image_id: str) -> image_queries.Image:

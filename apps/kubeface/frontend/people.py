@@ -236,11 +236,14 @@ class PeoplePages:
 
     # -- faces of an image ------------------------------------------------------------------
 
+    def people_choices(self) -> list[tuple[int, str]]:
+        """The people to choose from (id, name), by name: the index's filter, the face forms."""
+        choices = self.db.query("SELECT id, name FROM person ORDER BY name LIMIT 1000")
+        return [(int(r.id), r.name) for r in choices]
+
     def image_extras(self) -> dict[str, Any]:
         """What the image page needs for its face forms."""
-        choices = self.db.query("SELECT id, name FROM person ORDER BY name LIMIT 1000")
-        return {"people_choices": [(int(r.id), r.name) for r in choices],
-                "csrf": csrf_token()}
+        return {"people_choices": self.people_choices(), "csrf": csrf_token()}
 
     def _face(self, image_id: str, index: str) -> tuple[int, int]:
         return (web.int_param(image_id, "image id", 1, image_queries.MAX_ID),
