@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 9, one command: build what is missing, start a real cluster, run the project's real
+# One command: build what is missing, start a real cluster, run the project's real
 # playbooks (site.yml, rolling_update.yml) against it with the checks, and tear it all down
 # (also on failure or Ctrl-C).
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 2 (issue 9): add one REAL node to the control plane that up.sh started:
+# Stage 2: add one REAL node to the control plane that up.sh started:
 # containerd (Debian's, with runc and the CNI plugins), a kubelet and kube-proxy
 # built by build.sh, all inside a network namespace made here, so the pod network,
 # the bridge, kube-proxy's iptables rules and every pod stay out of the host's

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes the local base images when no registry can be reached (ENVIRONMENT.md: "base images"):
+# Makes the local base images when no registry can be reached (test infrastructure):
 #   kube-face/debian:bookworm       debootstrap --variant=minbase from this machine's Debian mirror,
 #                                   `docker import`ed: the stand-in for debian:bookworm-slim
 #   kube-face/python:3.12-bookworm  that plus the project's Python 3.12 in /usr/local: the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs Debian's dockerd in the background (these machines have no systemd) for the image builds
+# Runs Debian's dockerd in the background (no systemd needed) for the image builds
 # and tests: no default bridge and no iptables rules (containers use --network host on loopback),
 # its own data root, exec root and socket under the cache, so it never meets another engine and
 # its image layers survive between runs.

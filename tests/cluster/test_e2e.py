@@ -1,4 +1,4 @@
-"""Issue 9: the project's real playbooks against a real cluster, through scripts/cluster/e2e.sh.
+"""The project's real playbooks against a real cluster, through scripts/cluster/e2e.sh.
 
 Stage 1 (always): a real v1.34 control plane with kwok fake nodes (the first run on a machine
 builds it from the Go module proxy, about 16 minutes; then cached). Stage 2 (a real kubelet and
