@@ -333,17 +333,19 @@ def stack(built: str) -> Iterator[Stack]:
                  "MariaDB container", 120)
         wait_for(lambda: _http_ok(f"http://127.0.0.1:{p['lookupd_http']}/ping"), "nsqlookupd")
         wait_for(lambda: _http_ok(f"http://127.0.0.1:{p['nsqd_http']}/ping"), "nsqd")
-        for job in ("migrate", "enrol"):
-            result = s.run(job, SERVICES, job, env=s.service_env, detach=False, mounts=True)
-            assert result.returncode == 0, result.stderr
+        # As on Kubernetes: migrate runs once, then the face service imports the known folder
+        # into the database itself (no enrolment job; the services image has no dlib).
+        result = s.run("migrate", SERVICES, "migrate", env=s.service_env, detach=False,
+                       mounts=True)
+        assert result.returncode == 0, result.stderr
         s.run("face", FACE, env=s.service_env, mounts=True)
         for service in ("processor", "receiver", "frontend"):
             s.run(service, SERVICES, service, env=s.service_env, mounts=True)
         wait_for(lambda: _face_serving(f"127.0.0.1:{p['grpc']}"), "face service SERVING", 180)
         wait_for(lambda: _http_ok(f"http://127.0.0.1:{p['receiver']}/readyz"), "receiver", 60)
         wait_for(lambda: _http_ok(f"http://127.0.0.1:{p['frontend']}/"), "frontend", 60)
-        _timing("containers up (MariaDB, NSQ, migrate, enrol, face, processor, receiver, "
-                "frontend)", time.monotonic() - started)
+        _timing("containers up (MariaDB, NSQ, migrate, face, processor, receiver, frontend)",
+                time.monotonic() - started)
         yield s
     finally:
         s.save_logs(ROOT / ".artifacts" / "images")
@@ -378,8 +380,7 @@ def test_every_container_runs_as_non_root(stack: Stack) -> None:
         assert all(int(u) != 0 for u in uids), f"{name} runs with uids {uids}"
         whoami = docker(stack.host, "exec", f"{stack.prefix}-{name}", "id", "-u").stdout.strip()
         assert whoami != "0", f"a shell in {name} is root"
-    for job in ("migrate", "enrol"):
-        assert stack.container(job)["Config"]["User"].startswith(str(SERVICE_UID))
+    assert stack.container("migrate")["Config"]["User"].startswith(str(SERVICE_UID))
 
 
 def test_services_stop_cleanly_on_sigterm(stack: Stack) -> None:
