@@ -52,14 +52,19 @@ def test_replicas_share_the_database_and_reload_within_seconds(service_env, db, 
             # A new person from the API side (core): Tom Hanks from a stored face encoding.
             tom = second.identify("tom_hanks.png")
             assert tom.outcome == face_pb2.OUTCOME_UNKNOWN
+            # Each answer names the people version it was matched against, so the processor
+            # can match again what it stores after a change the service has not loaded yet.
+            assert tom.people_version == matching.version(db) > 0
             person = people.create_person(db, "Tom Hanks")
             people.add_uploaded_photo(db, person.id, "people/tom.png", "0" * 64,
                                       people.Box(0, 1, 1, 0), list(tom.faces[0].encoding))
+            assert matching.version(db) > tom.people_version
             for service in (first, second):
                 took = wait_until(
                     lambda r=service: r.identify("tom_hanks.png").person == "Tom Hanks",
                     5.0, "the new person is matched")
                 assert took < 5.0
+                assert service.identify("tom_hanks.png").people_version == matching.version(db)
             # Deleting a person takes effect the same way.
             people.delete_person(db, person.id)
             wait_until(lambda: second.identify("tom_hanks.png").outcome

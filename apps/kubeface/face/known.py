@@ -42,6 +42,8 @@ class KnownSet:
     # Database ids of each row's photo and person; empty when read from the folder alone.
     photo_ids: tuple[int, ...] = ()
     person_ids: tuple[int, ...] = ()
+    # The database's people version these rows were read at (0 when read from the folder).
+    version: int = 0
     squared: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -167,11 +169,12 @@ def load(folder: Path, cache: EncodingCache, analyse_many: AnalyseMany) -> Known
                     len(entries))
 
 
-def from_database(db: Database) -> KnownSet:
-    """Every person's photos as stored in the database (may be none: nobody is known yet)."""
+def from_database(db: Database, version: int) -> KnownSet:
+    """Every person's photos as stored in the database (may be none: nobody is known yet),
+    read after the people version was ``version``: the rows are that version or newer."""
     table = matching.load_known(db)
     return KnownSet(table.matrix, table.files, table.names, len(table),
-                    tuple(table.photo_ids.tolist()), tuple(table.person_ids.tolist()))
+                    tuple(table.photo_ids.tolist()), tuple(table.person_ids.tolist()), version)
 
 
 def snapshot(folder: Path) -> tuple:

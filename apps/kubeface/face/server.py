@@ -222,7 +222,7 @@ class Recogniser:
 
     def _load_database(self) -> known.KnownSet:
         version = matching.version(self.db)
-        new = known.from_database(self.db)
+        new = known.from_database(self.db, version)
         self.version = version
         return new
 
@@ -279,7 +279,8 @@ class Recogniser:
             ))
         faces.sort(key=lambda f: (f.box.left, f.box.top))
         response = face_pb2.IdentifyResponse(faces=faces, width=analysis.width,
-                                             height=analysis.height)
+                                             height=analysis.height,
+                                             people_version=current.version)
         if not faces:
             response.outcome = face_pb2.OUTCOME_NO_FACE
             return response

@@ -70,6 +70,8 @@ class Recognition:
     known_image: str | None  # the best match's known picture (processed only)
     person: str | None  # the best match's person, by the service's name for them
     faces: tuple[FoundFace, ...]
+    # The people version the faces were matched against; None when the service reads a folder.
+    people_version: int | None = None
 
 
 def _recognition(response: face_pb2.IdentifyResponse) -> Recognition:
@@ -83,6 +85,7 @@ def _recognition(response: face_pb2.IdentifyResponse) -> Recognition:
             distance=f.distance if math.isfinite(f.distance) else None,
             encoding=tuple(f.encoding),
         ) for f in response.faces),
+        people_version=response.people_version or None,
     )
 
 

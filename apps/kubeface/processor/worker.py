@@ -19,7 +19,13 @@ from kubeface.core.log import image_context
 from kubeface.core.messages import MalformedMessage, decode_image_id
 from kubeface.processor import store
 from kubeface.processor.breaker import BreakerOpen, FaceServiceBreaker
-from kubeface.processor.face_client import FaceClient, ImageError, ServiceTrouble, describe
+from kubeface.processor.face_client import (
+    FaceClient,
+    ImageError,
+    Recognition,
+    ServiceTrouble,
+    describe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +104,16 @@ class ImageProcessor:
             return _done("gave up")
         return self._identify(claimed, delivery)
 
+    def _match_again(self, image_id: int, found: Recognition) -> bool:
+        """Whether the stored faces must be matched again from their encodings: a person was
+        told a face is not them, or people changed after the face service loaded the known
+        faces it matched against (a change's own re-match may have run before this image was
+        stored, and the service picks the change up only at its next poll)."""
+        if found.faces and found.people_version is not None \
+                and found.people_version != matching.version(self.db):
+            return True
+        return matching.has_rejections(self.db, image_id)
+
     def _identify(self, claimed: store.Claim, delivery: int) -> Verdict:
         image_id = claimed.image_id
         try:
@@ -123,8 +139,7 @@ class ImageProcessor:
                      reason, delay)
             return self._later(delay, reason)
         if store.record_result(self.db, claimed, found):
-            if matching.has_rejections(self.db, image_id):
-                # A person was told this face is not them: match it without them.
+            if self._match_again(image_id, found):
                 matching.rematch(self.db, self.tolerance, [image_id])
             log.info("image %d: %s (%d faces)", image_id, found.status, len(found.faces))
             return _done("recorded")
