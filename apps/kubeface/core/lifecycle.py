@@ -44,6 +44,8 @@ def execute(conn: records.Connection, sql: str, **params: Any) -> int:
     return db.execute(conn, sql, **_bound(sql, params))
 
 ERROR_LENGTH = 1024  # images.last_error is VARCHAR(1024)
+# The reason a release records while the breaker holds images back; the dashboard counts it.
+BREAKER_REASON = "face service circuit breaker open"
 
 
 def claim(conn: records.Connection, image_id: int, lease_seconds: int) -> bool:

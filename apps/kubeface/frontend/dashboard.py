@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kubeface.core import image_queries
 from kubeface.core.config import Settings
 from kubeface.core.db import Database
+from kubeface.core.lifecycle import BREAKER_REASON
 from kubeface.core.messages import CHANNEL, TOPIC
 from kubeface.core.statuses import TERMINAL, Status
 
@@ -33,7 +34,6 @@ SOURCE_TIMEOUT = 1.5  # each outside source; the page must come back quickly
 FINAL = [Status.PROCESSED, Status.UNKNOWN, Status.NO_FACE, Status.FAILED]
 COLOURS = {Status.PROCESSED: "#2e9d57", Status.UNKNOWN: "#4a6fd1", Status.NO_FACE: "#9aa0a6",
            Status.FAILED: "#d23c3c"}
-BREAKER_REASON = "face service circuit breaker open"  # what the processor records on release
 SETTLED = tuple(s.value for s in FINAL)  # bound as `status IN :settled`
 
 

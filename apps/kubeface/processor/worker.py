@@ -12,7 +12,7 @@ import logging
 import random
 from dataclasses import dataclass
 
-from kubeface.core import matching
+from kubeface.core import lifecycle, matching
 from kubeface.core.config import Settings
 from kubeface.core.db import UNAVAILABLE, Database
 from kubeface.core.log import image_context
@@ -124,7 +124,7 @@ class ImageProcessor:
             log.info("image %d failed: %s", image_id, reason)
             return _done("failed")
         except BreakerOpen as exc:
-            store.release(self.db, claimed, "face service circuit breaker open", attempted=False)
+            store.release(self.db, claimed, lifecycle.BREAKER_REASON, attempted=False)
             return self._later(exc.retry_after + random.uniform(0, 1), "breaker open")  # noqa: S311
         except Exception as exc:  # transport errors, UNAVAILABLE, DEADLINE_EXCEEDED, ServiceTrouble
             reason = describe(exc) if not isinstance(exc, ServiceTrouble) else str(exc)
