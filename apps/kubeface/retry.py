@@ -8,7 +8,9 @@ One run re-publishes, through nsqd's HTTP API:
 * ``pending`` images not touched for ``RETRY_PENDING_AFTER_SECONDS`` (a publish that never
   happened, or a message lost with its nsqd);
 * ``processing`` images whose lease expired (their worker died); they go back to ``pending``;
-* with ``--rematch``, ``unknown`` images, to be matched again after new people were enrolled.
+* with ``--rematch``, ``unknown`` images, to be matched again after new people were enrolled:
+  those whose face encodings are stored are matched again from them, with no detection and no
+  message; only those without are re-published to be detected again.
 
 The database is changed first and the ids published after: if nsqd is away the images stay
 ``pending`` and a later run publishes them. Publishing twice is harmless (the processor's claim
@@ -24,7 +26,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 
-from kubeface.core import lifecycle
+from kubeface.core import lifecycle, matching
 from kubeface.core.config import Settings
 from kubeface.core.db import UNAVAILABLE, Database, named_lock
 from kubeface.core.queue import Publisher, PublishError
@@ -42,7 +44,8 @@ class RetryRun:
     failed: list[int] = field(default_factory=list)
     pending: list[int] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
-    rematched: list[int] = field(default_factory=list)
+    rematched: list[int] = field(default_factory=list)  # unknown, with no stored encodings
+    relabelled: int = 0  # unknown images matched again from their stored encodings
     published: int = 0
     skipped: bool = False  # another run held the lock
 
@@ -84,6 +87,8 @@ def run_once(db: Database, publisher: Publisher, settings: Settings, rematch: bo
     if run.skipped:
         log.info("another retry run holds the lock: nothing done")
         return run
+    if rematch:
+        run.relabelled = matching.rematch(db, settings.face_tolerance).images
     try:
         publish(publisher, run)
     except PublishError:
@@ -92,9 +97,10 @@ def run_once(db: Database, publisher: Publisher, settings: Settings, rematch: bo
         with db.transaction() as conn:
             lifecycle.due_now(conn, run.ids[run.published:], settings.retry_pending_after_seconds)
         raise
-    log.info("retry: %d failed revived, %d stale pending, %d expired claims, %d rematched; "
-             "%d published", len(run.failed), len(run.pending), len(run.expired),
-             len(run.rematched), run.published)
+    log.info("retry: %d failed revived, %d stale pending, %d expired claims, %d unknown to "
+             "detect again, %d re-labelled from stored faces; %d published", len(run.failed),
+             len(run.pending), len(run.expired), len(run.rematched), run.relabelled,
+             run.published)
     return run
 
 
@@ -103,7 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run again every SECONDS until stopped (for a process supervisor; "
                              "a CronJob runs it once)")
     parser.add_argument("--rematch", action="store_true",
-                        help="also re-queue 'unknown' images (after new people were enrolled)")
+                        help="also match 'unknown' images again (after new people were enrolled): "
+                             "from their stored face encodings, or, without, by detecting again")
     parser.add_argument("--include-permanent", action="store_true",
                         help="also retry images that failed for good (missing file, not an "
                              "image), e.g. after the files were fixed")

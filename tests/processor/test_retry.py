@@ -7,9 +7,12 @@ import sys
 import time
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from kubeface import retry
+from kubeface.core import matching, people
+from kubeface.core.db import execute
 from kubeface.core.messages import TOPIC
 from kubeface.core.queue import PublishError
 from tests.support.processor import add_images
@@ -78,6 +81,30 @@ def test_rematch_and_include_permanent(db, settings, publisher, images):
     assert run.rematched == [images["unknown.jpg"]]
     assert sorted(run.failed) == sorted([images["gave_up.jpg"], images["missing.jpg"]])
     assert state(db, images["unknown.jpg"])["status"] == "pending"
+
+
+def test_rematch_matches_stored_faces_again_without_detecting(db, settings, nsq, publisher):
+    """An unknown image whose face encoding is stored is matched again from it: once its
+    person is known it is processed, and nothing goes to the queue to be detected again."""
+    rng = np.random.default_rng(3)
+    face = rng.normal(size=128).astype(np.float32)
+    face /= np.linalg.norm(face)
+    (image,) = add_images(db, ["stranger.jpg"])
+    with db.transaction() as conn:
+        execute(conn, "UPDATE images SET status = 'unknown', face_count = 1 WHERE id = :i",
+                i=image)
+        execute(conn, "INSERT INTO faces (image_id, face_index, box_top, box_right, box_bottom,"
+                      " box_left, distance, encoding) VALUES (:i, 0, 1, 9, 9, 1, NULL, :e)",
+                i=image, e=matching.encode(face))
+    person = people.create_person(db, "Ada")
+    with db.transaction() as conn:
+        people.add_photo(conn, person.id, "upload", "ada.jpg", "0" * 64, people.Box(0, 9, 9, 0),
+                         face + np.float32(0.01))
+    run = retry.run_once(db, publisher, settings, rematch=True)
+    assert (run.rematched, run.relabelled, run.published) == ([], 1, 0)
+    assert nsq.topic_depth(TOPIC) == 0
+    row = db.query("SELECT status, person_id FROM images WHERE id = :i", i=image)[0]
+    assert (row.status, row.person_id) == ("processed", person.id)
 
 
 def test_retries_are_capped(db, settings, publisher, images):

@@ -171,10 +171,16 @@ def stale_pending(conn: records.Connection, age_seconds: int, skip: Collection[i
     )
 
 
-def revive_unknown(conn: records.Connection, limit: int) -> list[int]:
-    """unknown -> pending, to be matched again (after new people were enrolled)."""
-    return _revive(conn, "status = :unknown",
-                   "status = :pending, attempts = 0, lease_until = NULL", limit)
+def revive_unknown(conn: records.Connection, limit: int, unencoded_only: bool = True) -> list[int]:
+    """unknown -> pending, to be detected and matched again. By default only the images with a
+    face whose encoding is not stored (rows from before encodings were kept): the others are
+    matched again from their stored encodings, with no detection (``core.matching.rematch``)."""
+    where = "status = :unknown"
+    if unencoded_only:
+        where += (" AND (NOT EXISTS (SELECT 1 FROM faces f WHERE f.image_id = images.id)"
+                  " OR EXISTS (SELECT 1 FROM faces f WHERE f.image_id = images.id"
+                  " AND f.encoding IS NULL))")
+    return _revive(conn, where, "status = :pending, attempts = 0, lease_until = NULL", limit)
 
 
 def due_now(conn: records.Connection, image_ids: Collection[int], age_seconds: int) -> None:
