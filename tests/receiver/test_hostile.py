@@ -8,9 +8,13 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from kubeface.core.messages import TOPIC
+from tests.support import tls
 from tests.support.hostile import answered_within, slow_clients
 from tests.support.procs import wait_for
 from tests.support.web import WebService
@@ -18,21 +22,38 @@ from tests.support.web import WebService
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-def test_slow_clients_hold_no_worker_and_are_cut_off(receiver, db):
+@pytest.fixture(params=["http", "https"])
+def any_receiver(request, service_env, db, tmp_path) -> Iterator[WebService]:
+    """The receiver over plain HTTP, and over HTTPS with a certificate from a test CA."""
+    if request.param == "http":
+        service = WebService("receiver", service_env, tmp_path / "receiver.log")
+    else:
+        certs = tls.make(tmp_path / "tls")
+        service = WebService("receiver", {**service_env, **certs.env()},
+                             tmp_path / "receiver.log", ca_file=certs.ca)
+    yield service.start()
+    service.stop()
+
+
+def test_slow_clients_hold_no_worker_and_are_cut_off(any_receiver, db):
     # 200 connections trickle a byte every 2 s (the receiver has 16 worker threads): half
-    # never finish their headers, half never finish their body.
-    with slow_clients(receiver.port, 200) as slow:
+    # never finish their headers, half never finish their body. Over TLS a third never
+    # finish their handshake, whose every step is read by the one thread that accepts.
+    receiver, ca = any_receiver, any_receiver.ca_file
+    context = tls.client_context(ca) if ca else None
+    with slow_clients(receiver.port, 200, tls=context) as slow:
         for i in range(3):
-            assert answered_within(receiver.url + "/healthz", 1.0).status == 200
+            assert answered_within(receiver.url + "/healthz", 1.0, ca_file=ca).status == 200
             reply = answered_within(receiver.url + "/image/post", 1.0, "POST",
-                                    json.dumps({"path": f"fast{i}.jpg"}).encode(), FORM)
+                                    json.dumps({"path": f"fast{i}.jpg"}).encode(), FORM,
+                                    ca_file=ca)
             assert reply.status == 202, reply.data
         assert slow.still_open() > 150  # they were really held while the others got in
         # Each had the read timeout (10 s) from its first byte, then was let go.
         wait_for(lambda: slow.still_open() == 0, "slow clients cut off", 25)
     paths = [r.path for r in db.query("SELECT path FROM images ORDER BY id")]
     assert paths == ["fast0.jpg", "fast1.jpg", "fast2.jpg"]
-    assert answered_within(receiver.url + "/healthz", 1.0).status == 200
+    assert answered_within(receiver.url + "/healthz", 1.0, ca_file=ca).status == 200
 
 
 def test_as_many_posts_as_threads_wait_for_the_database_and_none_is_refused(

@@ -28,16 +28,20 @@ class Reply:
 
 
 class WebService(KubefaceProcess):
-    """``kubeface <command>`` listening on 127.0.0.1:<free port>, logging to ``log``."""
+    """``kubeface <command>`` listening on 127.0.0.1:<free port>, logging to ``log``; over
+    HTTPS when ``env`` has TLS_CERT_FILE, verified against ``ca_file``."""
 
     PORT_VARIABLE: ClassVar[dict[str, str]] = {"receiver": "RECEIVER_PORT",
                                                "frontend": "FRONTEND_PORT"}
 
-    def __init__(self, command: str, env: dict[str, str], log: Path) -> None:
+    def __init__(self, command: str, env: dict[str, str], log: Path,
+                 ca_file: Path | None = None) -> None:
         self.command = command
+        self.ca_file = ca_file
         super().__init__(command, {**env, "BIND_ADDRESS": "127.0.0.1"}, log,
                          port_variables=(self.PORT_VARIABLE[command],))
-        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=30), retries=False)
+        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=30), retries=False,
+                                        ca_certs=str(ca_file) if ca_file else None)
 
     @property
     def port(self) -> int:
@@ -45,7 +49,8 @@ class WebService(KubefaceProcess):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.env.get("TLS_CERT_FILE") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> WebService:
         def launch() -> None:

@@ -127,6 +127,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GRPC_PORT", "grpc_port", _port, "50051", "face service listening port"),
     Variable("BIND_ADDRESS", "bind_address", _text, "127.0.0.1",
              "address the servers listen on (0.0.0.0 in containers)"),
+    Variable("TLS_CERT_FILE", "tls_cert_file", _path, None,
+             "PEM certificate (chain) the receiver and frontend serve HTTPS with; unset: HTTP"),
+    Variable("TLS_KEY_FILE", "tls_key_file", _path, None,
+             "PEM private key of TLS_CERT_FILE (both or neither)"),
     Variable("LOG_LEVEL", "log_level", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
     Variable("LOG_FORMAT", "log_format", _log_format, "text",
              "text (for people) or json (one object per line, for log pipelines)"),
@@ -207,6 +211,8 @@ class Settings:
     frontend_port: int
     grpc_port: int
     bind_address: str
+    tls_cert_file: Path | None
+    tls_key_file: Path | None
     log_level: str
     log_format: str
     processor_metrics_port: int
@@ -241,6 +247,18 @@ class Settings:
     @property
     def mysql_password(self) -> str:
         return self._credentials()[1]
+
+    @property
+    def tls_files(self) -> tuple[Path, Path] | None:
+        """(certificate, key) when the web servers speak HTTPS; None for plain HTTP."""
+        if self.tls_cert_file is None and self.tls_key_file is None:
+            return None
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            given, missing = (("TLS_KEY_FILE", "TLS_CERT_FILE") if self.tls_cert_file is None
+                              else ("TLS_CERT_FILE", "TLS_KEY_FILE"))
+            raise ConfigError(f"{missing} is not set but {given} is: HTTPS needs both the "
+                              "certificate and its key (or neither, for plain HTTP)")
+        return self.tls_cert_file, self.tls_key_file
 
     def _credentials(self) -> tuple[str, str]:
         if self.mysql_userpassword is None:

@@ -10,6 +10,10 @@ the worker can read all of it without waiting: the whole head and a body of up t
 first byte (or of the connection becoming idle) is closed by cheroot's own expiry of idle
 connections. Whatever a worker still reads from the socket (a body larger than the limit)
 shares that deadline.
+
+Under TLS the selector thread also advances each connection's handshake as its bytes arrive
+(:mod:`kubeface.core.tls` leaves it undone at accept); a handshake not done within ``timeout`` of
+the connection is dropped, and plain HTTP sent to the TLS port is answered 400 and closed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import Any
 from cheroot import connections, wsgi
 from cheroot import server as cheroot_server
 from cheroot.makefile import StreamReader
+
+from kubeface.core import tls
 
 HEAD_LIMIT = 64 * 1024  # request line and headers; cheroot answers 413 to a longer head
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -65,6 +71,11 @@ class _SocketIO(socket.SocketIO):
                 self._sock.settimeout(self.timeout)  # writes keep the whole timeout
         return super().readinto(b)
 
+    def pending(self) -> int:
+        """Bytes TLS has decrypted but nobody has read: the selector cannot see them."""
+        pending = getattr(self._sock, "pending", None)
+        return pending() if pending is not None else 0
+
 
 class _Reader(StreamReader):
     """cheroot's socket reader on a :class:`_SocketIO`."""
@@ -74,7 +85,7 @@ class _Reader(StreamReader):
         self.bytes_read = 0
 
     def has_data(self) -> bool:
-        return super().has_data() or bool(self.raw.ahead)
+        return super().has_data() or bool(self.raw.ahead) or self.raw.pending() > 0
 
 
 class _Headers(dict):
@@ -116,32 +127,63 @@ class Connection(cheroot_server.HTTPConnection):
         self._raw = _SocketIO(sock, server.timeout)
         self.rfile = _Reader(self._raw, self.rbufsize)
         self.body_limit = server.body_limit
+        self.handshaken = server.ssl_adapter is None
+        self.wants_write = False  # TLS needs to send before it can read on
+        # Idle since accept: an unfinished handshake, or no request, expires from here.
+        self.last_used = time.time()
 
     def take_in(self) -> _State:
         """Read what the socket has now, without blocking; READY when a worker can go."""
+        self.wants_write = False
+        if not self.handshaken and (state := self._handshake()) is not None:
+            return state
         raw = self._raw
         if StreamReader.has_data(self.rfile):
             # Bytes of a pipelined request already in the buffered reader come first.
             raw.ahead[:0] = self.rfile.read(len(self.rfile.peek()))
-        if not raw.ahead:
-            self.last_used = time.time()  # the request's clock starts at its first byte
+        idle = not raw.ahead
         limit = HEAD_LIMIT + self.body_limit
         try:
             self.socket.settimeout(0.0)
             while len(raw.ahead) <= limit:
                 try:
                     chunk = self.socket.recv(65536)
-                except _WOULD_BLOCK:
+                except _WOULD_BLOCK as exc:
+                    self.wants_write = isinstance(exc, ssl.SSLWantWriteError)
                     break
                 if not chunk:
                     return _State.CLOSED if not raw.ahead else _State.READY
                 raw.ahead += chunk
         finally:
             self.socket.settimeout(self.server.timeout)
+        if idle and raw.ahead:
+            # The request's clock starts at its first byte (TLS records without any, such
+            # as an empty one, leave the idle connection's clock running).
+            self.last_used = time.time()
         state = _State.READY if len(raw.ahead) > limit else self._complete()
         if state is _State.READY:
             self.start_deadline()
         return state
+
+    def _handshake(self) -> _State | None:
+        """Advance the TLS handshake without blocking; None once it is done."""
+        try:
+            self.socket.settimeout(0.0)
+            self.socket.do_handshake()
+        except _WOULD_BLOCK as exc:
+            self.wants_write = isinstance(exc, ssl.SSLWantWriteError)
+            return _State.WAIT
+        except ssl.SSLError as exc:
+            if tls.is_plain_http(exc):
+                tls.refuse_plain_http(self.socket)
+            return _State.CLOSED
+        except OSError:
+            return _State.CLOSED
+        finally:
+            self.socket.settimeout(self.server.timeout)
+        self.handshaken = True
+        self.ssl_env = self.server.ssl_adapter.environ(self.socket)
+        return None
 
     @property
     def started(self) -> bool:
@@ -273,7 +315,7 @@ class Server(wsgi.Server):
         if state is _State.READY:
             super().process_conn(conn)
         elif state is _State.WAIT and self.ready:
-            self._connections._selector.register(conn.socket.fileno(), selectors.EVENT_READ,
-                                                 data=conn)
+            events = selectors.EVENT_WRITE if conn.wants_write else selectors.EVENT_READ
+            self._connections._selector.register(conn.socket.fileno(), events, data=conn)
         else:
             conn.close()

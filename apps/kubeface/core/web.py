@@ -23,7 +23,7 @@ from typing import Any
 import bottle
 import sqlalchemy.exc
 
-from kubeface.core import intake, metrics
+from kubeface.core import intake, metrics, tls
 from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.image_queries import DATABASE_AWAY
@@ -72,8 +72,10 @@ def _watch(busy: _Busy, threads: int, stuck_seconds: float, name: str,
 
 def serve(app: Callable[..., Any], host: str, port: int, name: str, threads: int = 16,
           drain_seconds: float = 20.0, body_limit: int = 1 << 20, read_seconds: float = 10.0,
-          stuck_seconds: float = 60.0) -> int:
+          stuck_seconds: float = 60.0, ssl_adapter: tls.Adapter | None = None) -> int:
     """Serve ``app`` until SIGTERM or SIGINT; returns 0 after a clean drain.
+
+    With ``ssl_adapter`` (:func:`tls.adapter`) it speaks HTTPS only.
 
     A request must arrive whole within ``read_seconds`` of its first byte; until it has (head
     and a body up to ``body_limit`` bytes) it costs no worker thread (:mod:`intake`). When all
@@ -85,6 +87,7 @@ def serve(app: Callable[..., Any], host: str, port: int, name: str, threads: int
                            shutdown_timeout=drain_seconds, timeout=read_seconds,
                            body_limit=body_limit, request_queue_size=LISTEN_BACKLOG)
     server.keep_alive_conn_limit = KEEP_ALIVE_LIMIT
+    server.ssl_adapter = ssl_adapter
     stopper: list[threading.Thread] = []
     watching = threading.Event()
 
@@ -103,7 +106,8 @@ def serve(app: Callable[..., Any], host: str, port: int, name: str, threads: int
     server.prepare()
     threading.Thread(target=_watch, args=(busy, threads, stuck_seconds, name, watching),
                      name="stuck-watch", daemon=True).start()
-    log.info("%s listening on http://%s:%d", name, host, server.bind_addr[1])
+    log.info("%s listening on %s://%s:%d", name, "https" if ssl_adapter else "http", host,
+             server.bind_addr[1])
     server.serve()
     watching.set()
     if stopper:
@@ -278,9 +282,11 @@ def serve_on_database(settings: Settings, name: str, port: int, threads: int,
                       build: Callable[[Database], Callable[..., Any]]) -> int:
     """:func:`serve` the app that ``build`` makes on one database pool (its use shown at
     ``/metrics``); the pool is closed when the server stops."""
+    # A certificate or key that cannot be used stops the service before it starts.
+    ssl_adapter = tls.adapter(settings.tls_files)
     db = Database(settings, threads=threads)  # a connection for every worker thread
     try:
         return serve(metrics.instrument(build(db), name, db), settings.bind_address, port, name,
-                     threads=threads)
+                     threads=threads, ssl_adapter=ssl_adapter)
     finally:
         db.close()
