@@ -12,7 +12,7 @@ import importlib
 import sys
 
 import kubeface
-from kubeface.core import config, log
+from kubeface.core import auth, config, log
 from kubeface.core.db import UNAVAILABLE
 
 # command -> (module, one-line description). Each module has main(settings, args) and may have
@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "frontend": ("kubeface.frontend.app", "show the Persons of Interest table (:8081)"),
     "retry": ("kubeface.retry", "re-publish images that failed or got stuck"),
     "post": ("kubeface.cli_post", "post image files or folders and wait for who is in them"),
+    "hash-password": ("kubeface.hash_password",
+                      "print an argon2 hash of a password read from stdin (FRONTEND_USERS)"),
 }
 ALIASES = {"enroll": "enrol"}
 
@@ -56,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[1:])
     try:
         settings = config.load()
-        secrets = [settings.mysql_userpassword[1]] if settings.mysql_userpassword else []
-        log.setup(settings.log_level, settings.log_format, service=name, secrets=secrets)
+        log.setup(settings.log_level, settings.log_format, service=name,
+                  secrets=auth.secrets_of(settings))
         return int(module.main(settings, args) or 0)
     except config.ConfigError as exc:
         print(f"kubeface {name}: configuration error: {exc}", file=sys.stderr)

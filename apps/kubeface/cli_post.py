@@ -9,6 +9,9 @@ command ends with a table: each person found and in how many images, the count p
 every failure with its reason. ``--json`` prints the same as one JSON document instead. The exit
 code is 0 when every image got a result, 1 when any failed (or is still unsettled at
 ``--timeout``) and when the receiver cannot be reached.
+
+The receiver's token (a write token of API_TOKENS) comes from ``--token-file`` or the
+KUBEFACE_TOKEN environment variable, never from the command line, where ``ps`` would show it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -101,9 +105,15 @@ def collect(paths: list[Path], root: Path) -> tuple[list[str], list[dict[str, st
     return list(found), refused
 
 
+TOKEN_VARIABLE = "KUBEFACE_TOKEN"  # noqa: S105 (a variable name)
+
+
 class Receiver:
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, token: str | None = None) -> None:
         self.url = url.rstrip("/")
+        self.headers = {"Content-Type": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=timeout),
                                         retries=urllib3.Retry(total=3, connect=3, read=0,
                                                               status=0, backoff_factor=0.5))
@@ -112,10 +122,15 @@ class Receiver:
         try:
             reply = self.http.request(method, self.url + path,
                                       body=None if body is None else json.dumps(body),
-                                      headers={"Content-Type": "application/json"})
+                                      headers=self.headers)
         except urllib3.exceptions.HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
             raise Unreachable(f"cannot reach the receiver at {self.url} ({reason})") from None
+        if reply.status in (401, 403):
+            hint = ("set KUBEFACE_TOKEN or --token-file to a write token of the receiver "
+                    "(README: Security)") if "Authorization" not in self.headers else \
+                "the token is not a write token of this receiver (API_TOKENS)"
+            raise Unreachable(f"the receiver at {self.url} answered {reply.status}: {hint}")
         try:
             return reply.status, json.loads(reply.data or b"null")
         except ValueError:
@@ -204,6 +219,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image files or folders (searched recursively), in UNKNOWN_PEOPLE")
     parser.add_argument("--receiver", help="receiver URL (default: http://127.0.0.1:"
                                            "RECEIVER_PORT)")
+    parser.add_argument("--token-file", type=Path,
+                        help=f"file holding the receiver's write token (default: "
+                             f"${TOKEN_VARIABLE})")
     parser.add_argument("--batch", type=int, default=500,
                         help="paths per bulk post (default 500)")
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
@@ -222,6 +240,12 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
               "(RECEIVER_MAX_PATHS)", file=sys.stderr)
         return 2
     url = args.receiver or f"http://127.0.0.1:{settings.receiver_port}"
+    try:
+        token = (args.token_file.read_text().strip() if args.token_file
+                 else os.environ.get(TOKEN_VARIABLE, "").strip())
+    except OSError as exc:
+        print(f"kubeface post: cannot read --token-file: {exc.strerror}", file=sys.stderr)
+        return 2
     # Connection retries are this command's business: its one-line error says what failed.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     files, refused = collect(args.paths, settings.unknown_people)
@@ -232,8 +256,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     outcome = Outcome(rejected=refused)
     if files:
         try:
-            posted = run(Receiver(url), files, args.batch, args.wait, args.timeout, 1.0,
-                         console, quiet)
+            posted = run(Receiver(url, token=token or None), files, args.batch, args.wait,
+                         args.timeout, 1.0, console, quiet)
         except Unreachable as exc:
             print(f"kubeface post: {exc}", file=sys.stderr)
             return 1

@@ -22,7 +22,7 @@ def test_a_fifo_in_the_image_root_blocks_no_thread(frontend, db, image_dirs):
     pages = [f"/images/{image_id}", f"/images/{image_id}/picture"] * 10  # > 8 threads
 
     def get(path: str) -> tuple[int, bytes]:
-        reply = answered_within(frontend.url + path, 5.0)
+        reply = answered_within(frontend.url + path, 5.0, headers=frontend.auth_headers())
         return reply.status, reply.data
 
     with ThreadPoolExecutor(len(pages)) as pool:
@@ -39,7 +39,7 @@ def test_slow_clients_hold_no_worker_and_are_cut_off(frontend, db):
     with slow_clients(frontend.port, 200) as slow:
         for _ in range(3):
             assert answered_within(frontend.url + "/healthz", 1.0).status == 200
-            page = answered_within(frontend.url + "/", 1.0)
+            page = answered_within(frontend.url + "/", 1.0, headers=frontend.auth_headers())
             assert page.status == 200 and b"a.jpg" in page.data
         assert slow.still_open() > 150
         wait_for(lambda: slow.still_open() == 0, "slow clients cut off", 25)

@@ -10,7 +10,7 @@ import time
 
 from kubeface.core.messages import TOPIC
 from kubeface.core.statuses import Status
-from tests.support.web import WebService
+from tests.support.web import AUTH, WebService
 
 
 def _rows(db) -> list[tuple[int, str, str]]:
@@ -261,7 +261,7 @@ def test_sigterm_lets_the_request_in_flight_finish(service_env, db, nsq, tmp_pat
     service = WebService("receiver", service_env, tmp_path / "receiver.log").start()
     body = json.dumps({"path": "in-flight.jpg"}).encode()
     with socket.create_connection(("127.0.0.1", service.port), timeout=30) as conn:
-        conn.sendall(b"POST /image/post HTTP/1.1\r\nHost: x\r\nContent-Length: "
+        conn.sendall(b"POST /image/post HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Content-Length: "
                      + str(len(body)).encode() + b"\r\n\r\n" + body[:5])
         time.sleep(0.5)  # the request is being read by a worker
         service.process.signal(signal.SIGTERM)
@@ -310,7 +310,8 @@ def _raw(port: int, request: bytes) -> bytes:
 
 
 def test_a_stalled_body_is_a_408_and_a_broken_content_length_a_400(receiver, db, nsq):
-    head = b"POST /image/post HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (b"POST /image/post HTTP/1.1\r\nHost: x\r\n" + AUTH
+            + b"Content-Type: application/json\r\n")
     body = json.dumps({"path": "stalled.jpg"}).encode()
     # Ten bytes fewer than announced, then silence: answered once the read time is up.
     stalled = _raw(receiver.port, head + b"Content-Length: %d\r\n\r\n" % (len(body) + 10)

@@ -17,7 +17,7 @@ from kubeface.core.messages import TOPIC
 from tests.support import tls
 from tests.support.hostile import answered_within, slow_clients
 from tests.support.procs import wait_for
-from tests.support.web import WebService
+from tests.support.web import AUTH, WebService
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -45,8 +45,8 @@ def test_slow_clients_hold_no_worker_and_are_cut_off(any_receiver, db):
         for i in range(3):
             assert answered_within(receiver.url + "/healthz", 1.0, ca_file=ca).status == 200
             reply = answered_within(receiver.url + "/image/post", 1.0, "POST",
-                                    json.dumps({"path": f"fast{i}.jpg"}).encode(), FORM,
-                                    ca_file=ca)
+                                    json.dumps({"path": f"fast{i}.jpg"}).encode(),
+                                    {**FORM, **receiver.auth_headers()}, ca_file=ca)
             assert reply.status == 202, reply.data
         assert slow.still_open() > 150  # they were really held while the others got in
         # Each had the read timeout (10 s) from its first byte, then was let go.
@@ -90,8 +90,9 @@ def test_a_burst_of_new_connections_is_accepted_and_none_is_reset(receiver, db):
             with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as conn:
                 started.wait()
                 body = json.dumps({"path": f"burst{k}.jpg"}).encode()
-                conn.sendall(b"POST /image/post HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                conn.sendall(b"POST /image/post HTTP/1.1\r\nHost: x\r\n" + AUTH
+                             + b"Connection: close\r\n"
+                             + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
                 answer = b""
                 while chunk := conn.recv(65536):
                     answer += chunk
@@ -128,7 +129,7 @@ def _exchange(port: int, pieces: list[bytes], pause: float = 0.2) -> bytes:
 def test_requests_in_pieces_pipelined_chunked_or_expecting_100_are_all_answered(receiver, db):
     def post(path: str, close: bool = False) -> bytes:
         body = json.dumps({"path": path}).encode()
-        return (b"POST /image/post HTTP/1.1\r\nHost: x\r\n"
+        return (b"POST /image/post HTTP/1.1\r\nHost: x\r\n" + AUTH
                 + (b"Connection: close\r\n" if close else b"")
                 + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 
@@ -139,8 +140,8 @@ def test_requests_in_pieces_pipelined_chunked_or_expecting_100_are_all_answered(
     four = post("p1.jpg") + post("p2.jpg") + post("p3.jpg") + post("p4.jpg", close=True)
     answers = _exchange(receiver.port, [four[:-10], four[-10:]])
     assert answers.count(b"HTTP/1.1 202") == 4, answers
-    chunked = (b"POST /image/post HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-               b"Connection: close\r\n\r\n")
+    chunked = (b"POST /image/post HTTP/1.1\r\nHost: x\r\n" + AUTH
+               + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
     body = json.dumps({"path": "chunked.jpg"}).encode()
     answer = _exchange(receiver.port, [chunked, b"%x\r\n%s\r\n" % (5, body[:5]),
                                        b"%x\r\n%s\r\n0\r\n\r\n" % (len(body) - 5, body[5:])])
@@ -148,8 +149,9 @@ def test_requests_in_pieces_pipelined_chunked_or_expecting_100_are_all_answered(
     # A client that waits for "100 Continue" before it sends its body gets it, once.
     body = json.dumps({"path": "continue.jpg"}).encode()
     with socket.create_connection(("127.0.0.1", receiver.port), timeout=15) as conn:
-        conn.sendall(b"POST /image/post HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                     b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+        conn.sendall(b"POST /image/post HTTP/1.1\r\nHost: x\r\n" + AUTH
+                     + b"Expect: 100-continue\r\nConnection: close\r\n"
+                     + b"Content-Length: %d\r\n\r\n" % len(body))
         assert conn.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
         conn.sendall(body)
         answer = b""

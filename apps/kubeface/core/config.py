@@ -91,6 +91,54 @@ def _log_level(raw: str) -> str:
     return level
 
 
+SCOPES = ("read", "write")
+# RFC 6750's b64token: what a bearer token may hold in an Authorization header.
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+_USER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-")
+MIN_TOKEN_LENGTH = 16
+MIN_SESSION_KEY_LENGTH = 32
+
+
+def _switch(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in {"on", "off"}:
+        raise ValueError("on or off")
+    return value == "on"
+
+
+def _tokens(raw: str) -> tuple[tuple[str, str], ...]:
+    """``scope:token,scope:token``: the bearer tokens the receiver accepts."""
+    expected = (f"comma-separated scope:token entries (scope read or write; a token of at "
+                f"least {MIN_TOKEN_LENGTH} characters from A-Z a-z 0-9 - . _ ~ + / =)")
+    tokens = []
+    for entry in filter(None, (e.strip() for e in raw.split(","))):
+        scope, sep, token = entry.partition(":")
+        if (not sep or scope not in SCOPES or len(token) < MIN_TOKEN_LENGTH
+                or not set(token) <= _TOKEN_CHARS):
+            raise ValueError(expected)
+        tokens.append((scope, token))
+    return tuple(tokens)
+
+
+def _users(raw: str) -> tuple[tuple[str, str], ...]:
+    """``name:hash`` entries separated by spaces or new lines (an argon2 hash holds commas)."""
+    users: dict[str, str] = {}
+    for entry in raw.split():
+        name, sep, hashed = entry.partition(":")
+        if (not sep or not 1 <= len(name) <= 64 or not set(name) <= _USER_CHARS
+                or not hashed.startswith("$argon2") or name in users):
+            raise ValueError("name:argon2-hash entries separated by spaces (distinct names "
+                             "of A-Z a-z 0-9 . _ @ -; hashes from kubeface hash-password)")
+        users[name] = hashed
+    return tuple(users.items())
+
+
+def _session_key(raw: str) -> str:
+    if len(raw.strip()) < MIN_SESSION_KEY_LENGTH:
+        raise ValueError(f"a random string of at least {MIN_SESSION_KEY_LENGTH} characters")
+    return raw.strip()
+
+
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: its name, how to read it, its default and what it is for."""
@@ -177,11 +225,26 @@ VARIABLES: tuple[Variable, ...] = (
              "1048576", "largest request body accepted"),
     Variable("RECEIVER_MAX_PATHS", "receiver_max_paths", _int_range(1, 1_000_000), "5000",
              "most paths in one bulk post"),
+    Variable("API_TOKENS", "api_tokens", _tokens, "",
+             "bearer tokens of the receiver API: comma-separated scope:token, scope read or "
+             "write (write implies read)", secret=True),
+    Variable("API_AUTH", "api_auth", _switch, "on",
+             "off serves the receiver API without tokens (it logs a warning)"),
     # Frontend.
     Variable("FRONTEND_PAGE_SIZE", "frontend_page_size", _int_range(1, 1000), "50",
              "images per page of the Persons of Interest table"),
     Variable("FRONTEND_REFRESH_SECONDS", "frontend_refresh_seconds", _int_range(1, 3600), "5",
              "how often the table reloads itself while images are pending or processing"),
+    Variable("FRONTEND_USERS", "frontend_users", _users, "",
+             "who may log in to the frontend: name:argon2-hash entries separated by spaces "
+             "(kubeface hash-password makes a hash)", secret=True),
+    Variable("FRONTEND_SESSION_KEY", "frontend_session_key", _session_key, None,
+             "key that signs the frontend's session cookies (32+ random characters)",
+             secret=True),
+    Variable("FRONTEND_SESSION_HOURS", "frontend_session_hours", _int_range(1, 24 * 30), "12",
+             "how long a frontend login lasts"),
+    Variable("FRONTEND_AUTH", "frontend_auth", _switch, "on",
+             "off serves the frontend without a login (it logs a warning)"),
     # Retry job.
     Variable("RETRY_PENDING_AFTER_SECONDS", "retry_pending_after_seconds",
              _int_range(1, 86400 * 30), "300",
@@ -235,8 +298,14 @@ class Settings:
     breaker_max_reset_seconds: float
     receiver_max_body_bytes: int
     receiver_max_paths: int
+    api_tokens: tuple[tuple[str, str], ...] = field(repr=False)
+    api_auth: bool
     frontend_page_size: int
     frontend_refresh_seconds: int
+    frontend_users: tuple[tuple[str, str], ...] = field(repr=False)
+    frontend_session_key: str | None = field(repr=False)
+    frontend_session_hours: int
+    frontend_auth: bool
     retry_pending_after_seconds: int
     retry_max_retries: int
 

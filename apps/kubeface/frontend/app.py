@@ -17,12 +17,14 @@ from typing import Any
 import bottle
 from PIL import Image as PILImage
 
-from kubeface.core import exif, image_queries, web
+from kubeface.core import auth, exif, image_queries, web
+from kubeface.core.auth import Users
 from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.paths import PathError, open_image, real_file
 from kubeface.core.statuses import Status
-from kubeface.frontend import dashboard
+from kubeface.frontend import dashboard, forms
+from kubeface.frontend.login import Login, current_user
 from kubeface.frontend.people import PeoplePages
 
 log = logging.getLogger(__name__)
@@ -72,12 +74,20 @@ def picture(stored_path: str, root: Path) -> Picture:
 
 
 class Frontend:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    """The pages; ``users`` None serves them without a login (FRONTEND_AUTH=off)."""
+
+    def __init__(self, settings: Settings, db: Database, users: Users | None) -> None:
         self.settings, self.db = settings, db
         self.app = bottle.Bottle(catchall=True)
         self.app.default_error_handler = web.error_handler(  # type: ignore[method-assign]
             self.error_page, "frontend")
         self.app.add_hook("after_request", self._security_headers)
+        # Plugins: the first installed runs first. A session, then the CSRF token of a post,
+        # then the handler; a page that minted a CSRF token sets its cookie.
+        if users is not None:
+            Login(settings, users, self.render, self.error_page).register(self.app)
+        self.app.install(forms.csrf_check_plugin(self.error_page))
+        self.app.install(forms.csrf_cookie_plugin)
         route = self.app.route
         route("/", "GET", web.guarded(self.index, self.error_page))
         route("/images/<image_id>", "GET", web.guarded(self.image_page, self.error_page))
@@ -91,7 +101,8 @@ class Frontend:
 
     def render(self, template: str, http_status: int = 200, **values: Any
                ) -> bottle.HTTPResponse:
-        body = bottle.template(template, template_lookup=LOOKUP, Status=Status, **values)
+        body = bottle.template(template, template_lookup=LOOKUP, Status=Status,
+                               user=current_user(), **values)
         return bottle.HTTPResponse(body, http_status,
                                    {"Content-Type": "text/html; charset=utf-8",
                                     **SECURITY_HEADERS})
@@ -169,5 +180,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
+    users = auth.frontend_guard(settings)  # before anything starts: no users, no pages
     return web.serve_on_database(settings, "frontend", settings.frontend_port, args.threads,
-                                 lambda db: Frontend(settings, db).app)
+                                 lambda db: Frontend(settings, db, users).app)

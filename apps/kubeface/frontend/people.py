@@ -2,18 +2,14 @@
 photos and the images they are in), uploads of photos and of images, and a form on each face
 of an image page (name it, or "not this person"). Thumbnails are made here and cached.
 
-Plain HTML forms, no script. Every form carries a CSRF token that must equal the
-``kubeface_csrf`` cookie (SameSite=Strict, HttpOnly): a page of another site can neither read
-the cookie nor make the browser send it, so it cannot forge a post. No server state is needed,
-so any frontend replica accepts the form.
+Plain HTML forms, no script. Every form carries a CSRF token (:mod:`kubeface.frontend.forms`,
+checked for every POST route of the frontend).
 """
 
 from __future__ import annotations
 
-import hmac
 import io
 import logging
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,12 +25,11 @@ from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.paths import PathError, real_file
 from kubeface.core.queue import Publisher, PublishError
+from kubeface.frontend.forms import csrf_token
 from kubeface.people_actions import PeopleActions
 
 log = logging.getLogger(__name__)
 
-CSRF_COOKIE = "kubeface_csrf"
-CSRF_FIELD = "csrf"
 THUMB_SIDE = 160
 THUMBS_CACHED = 512
 PAGE = 24
@@ -81,25 +76,6 @@ def _thumbnail(path: Path, box: tuple[int, int, int, int] | None) -> bytes:
     return out.getvalue()
 
 
-def csrf_token() -> str:
-    """This browser's token: its cookie, or a new one set by :meth:`PeoplePages.set_cookie`."""
-    token = bottle.request.get_cookie(CSRF_COOKIE) or ""
-    if len(token) < 20:
-        token = bottle.request.environ.setdefault("kubeface.csrf", secrets.token_urlsafe(24))
-    return token
-
-
-def _with_csrf_cookie(callback: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        out = callback(*args, **kwargs)
-        token = bottle.request.environ.get("kubeface.csrf")
-        if token and isinstance(out, bottle.HTTPResponse):
-            out.set_cookie(CSRF_COOKIE, token, path="/", httponly=True, samesite="strict",
-                           max_age=86400 * 30)
-        return out
-    return wrapper
-
-
 class PeoplePages:
     def __init__(self, settings: Settings, db: Database,
                  render: Callable[..., bottle.HTTPResponse],
@@ -110,9 +86,6 @@ class PeoplePages:
         self.thumbs = Thumbnails()
 
     def register(self, app: bottle.Bottle) -> None:
-        # Every page that showed a form with a new token sets the cookie that goes with it
-        # (a plugin, not a hook: a returned response replaces what a hook sets).
-        app.install(_with_csrf_cookie)
         for path, method, handler in [
             ("/people", "GET", self.people_page),
             ("/people", "POST", self.create_person),
@@ -133,24 +106,12 @@ class PeoplePages:
 
     def _errors_as_pages(self, func: Callable[..., Any]) -> Callable[..., Any]:
         def handle(**kwargs: Any) -> Any:
-            if bottle.request.method == "POST":
-                self._check_csrf()
             try:
                 return func(**kwargs)
             except (people.PeopleError, web.HttpError) as exc:
                 raise web.HttpError(exc.status, exc.message,
                                     getattr(exc, "details", None)) from None
         return handle
-
-    def _check_csrf(self) -> None:
-        cookie = bottle.request.get_cookie(CSRF_COOKIE) or ""
-        try:
-            sent = bottle.request.forms.get(CSRF_FIELD) or ""
-        except bottle.HTTPError:
-            sent = ""
-        if len(cookie) < 20 or not hmac.compare_digest(cookie.encode(), sent.encode()):
-            raise web.HttpError(403, "This form has expired or did not come from this site: "
-                                     "go back, reload the page and send it again.")
 
     def _publish(self, ids: list[int]) -> tuple[bool, str]:
         if not ids:

@@ -13,7 +13,7 @@ from typing import Any
 
 import bottle
 
-from kubeface.core import image_queries, metrics, web
+from kubeface.core import auth, image_queries, metrics, web
 from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.paths import PathError, canonical
@@ -178,7 +178,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
+    guard = auth.api_guard(settings)  # before anything starts: no tokens, no API
     # Every worker thread may publish at once: one nsqd connection each.
     publisher = Publisher(settings.nsqd_http_address, threads=args.threads)
     return web.serve_on_database(settings, "receiver", settings.receiver_port, args.threads,
-                                 lambda db: Receiver(settings, db, publisher).app)
+                                 lambda db: guard(Receiver(settings, db, publisher).app))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import kubeface
+from kubeface.core.auth import OPEN_PATHS, READ, SAFE_METHODS, WRITE
 from kubeface.core.config import Settings
 from kubeface.core.image_queries import MAX_ID, MAX_OFFSET, MAX_PAGE
 from kubeface.core.messages import TOPIC
@@ -52,7 +53,7 @@ def document(settings: Settings) -> dict[str, Any]:
                        "`curl -d` sends application/x-www-form-urlencoded); at most "
                        f"{settings.receiver_max_body_bytes} bytes.",
     }
-    return extend_openapi({
+    return _with_security(extend_openapi({
         "openapi": "3.0.3",
         "info": {
             "title": "kube-face receiver",
@@ -196,4 +197,31 @@ def document(settings: Settings) -> dict[str, Any]:
                 "checks": {"type": "object",
                            "additionalProperties": {"type": "string"}}}},
         }},
-    })
+    }))
+
+
+def _with_security(document: dict[str, Any]) -> dict[str, Any]:
+    """Every operation but the open ones needs a bearer token: a read token for GET, a write
+    token for the rest; 401 and 403 are documented on each."""
+    document["components"]["securitySchemes"] = {"bearerAuth": {
+        "type": "http", "scheme": "bearer",
+        "description": "a token of API_TOKENS: `read` tokens may GET, `write` tokens may "
+                       "also post, upload and change people (README: Security)"}}
+    document["security"] = [{"bearerAuth": []}]
+    challenge = {"WWW-Authenticate": {"schema": {"type": "string"},
+                                      "description": 'Bearer realm="kube-face", ...'}}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if path in OPEN_PATHS:
+                operation["security"] = []
+                continue
+            scope = READ if method.upper() in SAFE_METHODS else WRITE
+            operation["description"] = (operation.get("description", "") +
+                                        f" Needs a {scope} token.").strip()
+            operation["responses"].setdefault("401", _json(
+                _ERROR, "no token, a malformed header, a token in the URL or an unknown "
+                        "token", challenge))
+            if scope == WRITE:
+                operation["responses"].setdefault("403", _json(
+                    _ERROR, "a read token: this needs a write token", challenge))
+    return document

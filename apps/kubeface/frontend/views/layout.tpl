@@ -42,7 +42,11 @@
 </head>
 <body>
 <h1><a href="/">Persons of Interest</a></h1>
+% if get('user'):
+<nav class="nav"><a href="/">Images</a> · <a href="/people">People</a> · <a href="/upload">Upload images</a> · <a id="logout-link" href="/logout">Log out {{user}}</a></nav>
+% elif not get('login_page'):
 <nav class="nav"><a href="/">Images</a> · <a href="/people">People</a> · <a href="/upload">Upload images</a></nav>
+% end
 {{!base}}
 </body>
 </html>
