@@ -255,8 +255,8 @@ def frontend_guard(settings: Settings) -> Users | None:
 
 def secrets_of(settings: Settings) -> list[str]:
     """Every credential in ``settings``, for the log's redaction."""
-    found = [token for _, token in settings.api_tokens]
-    found += [hashed for _, hashed in settings.frontend_users]
+    found = [token for _, token in settings.api_tokens or ()]
+    found += [hashed for _, hashed in settings.frontend_users or ()]
     if settings.frontend_session_key:
         found.append(settings.frontend_session_key)
     if settings.mysql_userpassword:

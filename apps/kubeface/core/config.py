@@ -225,7 +225,7 @@ VARIABLES: tuple[Variable, ...] = (
              "1048576", "largest request body accepted"),
     Variable("RECEIVER_MAX_PATHS", "receiver_max_paths", _int_range(1, 1_000_000), "5000",
              "most paths in one bulk post"),
-    Variable("API_TOKENS", "api_tokens", _tokens, "",
+    Variable("API_TOKENS", "api_tokens", _tokens, None,
              "bearer tokens of the receiver API: comma-separated scope:token, scope read or "
              "write (write implies read)", secret=True),
     Variable("API_AUTH", "api_auth", _switch, "on",
@@ -235,7 +235,7 @@ VARIABLES: tuple[Variable, ...] = (
              "images per page of the Persons of Interest table"),
     Variable("FRONTEND_REFRESH_SECONDS", "frontend_refresh_seconds", _int_range(1, 3600), "5",
              "how often the table reloads itself while images are pending or processing"),
-    Variable("FRONTEND_USERS", "frontend_users", _users, "",
+    Variable("FRONTEND_USERS", "frontend_users", _users, None,
              "who may log in to the frontend: name:argon2-hash entries separated by spaces "
              "(kubeface hash-password makes a hash)", secret=True),
     Variable("FRONTEND_SESSION_KEY", "frontend_session_key", _session_key, None,
@@ -298,11 +298,11 @@ class Settings:
     breaker_max_reset_seconds: float
     receiver_max_body_bytes: int
     receiver_max_paths: int
-    api_tokens: tuple[tuple[str, str], ...] = field(repr=False)
+    api_tokens: tuple[tuple[str, str], ...] | None = field(repr=False)
     api_auth: bool
     frontend_page_size: int
     frontend_refresh_seconds: int
-    frontend_users: tuple[tuple[str, str], ...] = field(repr=False)
+    frontend_users: tuple[tuple[str, str], ...] | None = field(repr=False)
     frontend_session_key: str | None = field(repr=False)
     frontend_session_hours: int
     frontend_auth: bool
