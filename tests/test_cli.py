@@ -16,6 +16,7 @@ import pytest
 import kubeface
 from kubeface.core.config import VARIABLES
 from tests.support.procs import ROOT, free_port
+from tests.support.web import READ_TOKEN, WRITE_TOKEN
 
 
 def kubeface_cmd(*args: str, env: dict[str, str], timeout: float = 300
@@ -82,8 +83,18 @@ def test_post_a_folder_waits_and_reports_who_was_found(processor, receiver, samp
     (unknown / "batch" / "broken.jpg").write_text("this is text, not a JPEG")
     (unknown / "batch" / "readme.txt").write_text("not an image name: never posted")
     env = {**service_env, "RECEIVER_PORT": str(receiver.port)}
+    # No token, then a read token: refused, saying where a token goes; nothing was posted.
+    for token, hint in (("", "set KUBEFACE_TOKEN or --token-file"),
+                        (READ_TOKEN, "not a write token")):
+        refused = kubeface_cmd("post", str(nested), env={**env, "KUBEFACE_TOKEN": token})
+        assert refused.returncode == 1 and hint in refused.stderr, refused.stderr
+        assert not token or token not in refused.stderr  # never echoed
+    assert receiver.get_json("/images")["images"] == []
+    token_file = nested.parent.parent.parent / "token"
+    token_file.write_text(WRITE_TOKEN + "\n")
 
-    result = kubeface_cmd("post", "--json", "--batch", "3", str(unknown / "batch"), env=env)
+    result = kubeface_cmd("post", "--json", "--batch", "3", "--token-file", str(token_file),
+                          str(unknown / "batch"), env=env)
     assert result.returncode == 1, result.stderr  # broken.jpg failed
     report = json.loads(result.stdout)
     assert len(report["images"]) == len(sample_images) + 1
@@ -101,7 +112,8 @@ def test_post_a_folder_waits_and_reports_who_was_found(processor, receiver, samp
 
     # Again, for people: progress bars, then the tables; all already posted, nothing failed
     # among the samples, so exit 0.
-    result = kubeface_cmd("post", "--progress", str(nested), env=env)
+    result = kubeface_cmd("post", "--progress", str(nested),
+                          env={**env, "KUBEFACE_TOKEN": WRITE_TOKEN})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "posting" in result.stdout and "recognising" in result.stdout
     assert "People found" in result.stdout and "Images by status" in result.stdout
@@ -125,3 +137,25 @@ def test_progress_bars_only_on_a_terminal():
     piped = io.StringIO()
     assert list(progress.track([1, 2], "x", Console(file=piped, force_terminal=False))) == [1, 2]
     assert piped.getvalue() == ""
+
+
+def test_hash_password_reads_stdin_and_prints_a_hash_the_frontend_accepts():
+    from argon2 import PasswordHasher
+
+    from kubeface.core import config
+
+    password = "a long passphrase, never an argument"
+    result = subprocess.run([sys.executable, "-m", "kubeface", "hash-password", "--name",
+                             "alice"], input=password + "\n", capture_output=True, text=True,
+                            cwd=ROOT, timeout=60, check=False,
+                            env={**os.environ, "KUBEFACE_ENV_FILE": "/nonexistent"})
+    assert result.returncode == 0, result.stderr
+    entry = result.stdout.strip()
+    name, _, hashed = entry.partition(":")
+    assert name == "alice" and hashed.startswith("$argon2id$") and password not in entry
+    assert PasswordHasher().verify(hashed, password)
+    users = config.load(environ={"FRONTEND_USERS": f"{entry} bob:{hashed}"}).frontend_users
+    assert dict(users) == {"alice": hashed, "bob": hashed}
+    short = subprocess.run([sys.executable, "-m", "kubeface", "hash-password"], input="short\n",
+                           capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr

@@ -16,6 +16,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from kubeface.core.statuses import Status
 from tests.support.rows import add_image
 from tests.support.web import WebService
+from tests.support.web_fixtures import log_in
 
 EVIL = '<img src=x onerror=alert(1)><script>alert("x")</script>'
 EVIL_FILE = "<img src=x onerror=alert(1)>.jpg"  # no "/": a file name
@@ -51,7 +52,7 @@ def test_browser_shows_rows_names_as_text_and_the_face_boxes(browser, frontend, 
     add_image(db, f"{EVIL}.jpg", "processed", EVIL, faces=[(1, 2, 3, 0, EVIL)])
     add_image(db, "gone.jpg", "failed", error="file not found: gone.jpg")
 
-    browser.get(frontend.url + "/")
+    log_in(browser, frontend.url)  # sent to the login form first, then back to the table
     rows = table(browser)
     assert rows[f"{EVIL}.jpg"]["person"] == EVIL  # shown as text, exactly
     assert rows["gone.jpg"]["status"] == "Failed"
@@ -82,7 +83,7 @@ def test_end_to_end_post_watch_the_table_and_open_an_image(browser, service_env,
     frontend = WebService("frontend", {**service_env, "FRONTEND_REFRESH_SECONDS": "1"},
                           tmp_path / "frontend.log").start()
     try:
-        browser.get(frontend.url + "/")
+        log_in(browser, frontend.url)
         assert "No images" in browser.find_element(By.CLASS_NAME, "empty").text
 
         # The article's way, one by one and in bulk: curl -d '{"path": ...}'.

@@ -15,6 +15,7 @@ from kubeface.frontend.dashboard import histogram_quantile, percentile
 from tests.support.processor import wait_final
 from tests.support.procs import free_port
 from tests.support.web import WebService
+from tests.support.web_fixtures import log_in
 
 
 def test_quantiles():
@@ -49,7 +50,7 @@ def test_dashboard_with_real_data_in_chromium(processor, receiver, face_service,
         assert "<script" not in reply.text.lower()
         assert 'href="/dashboard"' in frontend.call("GET", "/").text  # linked from the table
 
-        browser.get(frontend.url + "/dashboard")
+        log_in(browser, frontend.url, page="/dashboard")
         time.sleep(0.5)
         browser.save_screenshot(str(artifacts / "dashboard.png"))
         chart = browser.find_element(By.ID, "settled-chart")

@@ -14,6 +14,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from tests.support.face import FaceService
 from tests.support.processor import Processor
 from tests.support.web import WebService
+from tests.support.web_fixtures import log_in
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_create_upload_recognise_and_correct(browser, system, db, photos, artifa
     site = system.url
 
     # 1. Create a person.
-    browser.get(site + "/people")
+    log_in(browser, site, page="/people")
     form = browser.find_element(By.ID, "new-person")
     form.find_element(By.NAME, "name").send_keys("Barack Obama")
     submit(browser, form.find_element(By.TAG_NAME, "button"))

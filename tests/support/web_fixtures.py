@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubeface.core.db import Database
-from tests.support.web import WebService
+from tests.support.web import PASSWORD, USER, WebService
 
 
 @pytest.fixture
@@ -52,3 +52,21 @@ def browser(tmp_path: Path):
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
+
+
+def log_in(browser, site: str, user: str = USER, password: str = PASSWORD,
+           page: str = "/") -> None:
+    """Open ``page`` in Chromium, which is sent to the login form; fill it in and land back on
+    ``page``, logged in."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(site + page)
+    assert browser.current_url.startswith(site + "/login"), browser.current_url
+    form = browser.find_element(By.ID, "login")
+    form.find_element(By.NAME, "name").send_keys(user)
+    form.find_element(By.NAME, "password").send_keys(password)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(browser, 10).until(expected_conditions.url_to_be(site + page))
+    assert browser.find_element(By.ID, "logout-link").text == f"Log out {user}"
