@@ -12,6 +12,8 @@ code is 0 when every image got a result, 1 when any failed (or is still unsettle
 
 The receiver's token (a write token of API_TOKENS) comes from ``--token-file`` or the
 KUBEFACE_TOKEN environment variable, never from the command line, where ``ps`` would show it.
+An ``https://`` receiver is verified against ``--cacert`` (the deployment's private CA), else
+against the system's CAs; the default URL is https:// when TLS_CERT_FILE is set.
 """
 
 from __future__ import annotations
@@ -109,14 +111,16 @@ TOKEN_VARIABLE = "KUBEFACE_TOKEN"  # noqa: S105 (a variable name)
 
 
 class Receiver:
-    def __init__(self, url: str, timeout: float = 30.0, token: str | None = None) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, token: str | None = None,
+                 cacert: Path | None = None) -> None:
         self.url = url.rstrip("/")
         self.headers = {"Content-Type": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=timeout),
                                         retries=urllib3.Retry(total=3, connect=3, read=0,
-                                                              status=0, backoff_factor=0.5))
+                                                              status=0, backoff_factor=0.5),
+                                        ca_certs=str(cacert) if cacert else None)
 
     def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         try:
@@ -218,7 +222,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                         help="image files or folders (searched recursively), in UNKNOWN_PEOPLE")
     parser.add_argument("--receiver", help="receiver URL (default: http://127.0.0.1:"
-                                           "RECEIVER_PORT)")
+                                           "RECEIVER_PORT, https:// when TLS_CERT_FILE is set)")
+    parser.add_argument("--cacert", type=Path,
+                        help="CA certificate an https:// receiver is verified against (the "
+                             "deployment's ca.crt; default: the system's CAs)")
     parser.add_argument("--token-file", type=Path,
                         help=f"file holding the receiver's write token (default: "
                              f"${TOKEN_VARIABLE})")
@@ -239,7 +246,11 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         print(f"kubeface post: --batch must be from 1 to {settings.receiver_max_paths} "
               "(RECEIVER_MAX_PATHS)", file=sys.stderr)
         return 2
-    url = args.receiver or f"http://127.0.0.1:{settings.receiver_port}"
+    scheme = "https" if settings.tls_cert_file else "http"
+    url = args.receiver or f"{scheme}://127.0.0.1:{settings.receiver_port}"
+    if args.cacert and not args.cacert.is_file():
+        print(f"kubeface post: --cacert {str(args.cacert)!r} is not a file", file=sys.stderr)
+        return 2
     try:
         token = (args.token_file.read_text().strip() if args.token_file
                  else os.environ.get(TOKEN_VARIABLE, "").strip())
@@ -256,8 +267,9 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     outcome = Outcome(rejected=refused)
     if files:
         try:
-            posted = run(Receiver(url, token=token or None), files, args.batch, args.wait,
-                         args.timeout, 1.0, console, quiet)
+            receiver = Receiver(url, token=token or None, cacert=args.cacert)
+            posted = run(receiver, files, args.batch, args.wait, args.timeout, 1.0, console,
+                         quiet)
         except Unreachable as exc:
             print(f"kubeface post: {exc}", file=sys.stderr)
             return 1

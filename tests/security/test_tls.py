@@ -3,19 +3,22 @@ trusts the deployment's CA gets, what others get, and a certificate pair given w
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from kubeface.core import tls as server_tls
+from kubeface.core.config import VARIABLES
 from tests.support import tls
 from tests.support.hostile import answered_within
 from tests.support.procs import ROOT
-from tests.support.web import WebService
+from tests.support.web import WRITE_TOKEN, WebService
 
 
 @pytest.fixture
@@ -121,3 +124,34 @@ def test_plain_http_is_recognised_by_the_handshake(certs):
     assert server_tls.is_plain_http(raised.value)
     for s in (wrapped, client, listener):
         s.close()
+
+
+def test_kubeface_post_verifies_an_https_receiver_with_cacert(service_env, db, certs,
+                                                              tmp_path):
+    service = WebService("receiver", {**service_env, **certs.env()}, tmp_path / "r.log",
+                         ca_file=certs.ca).start()
+    unknown = Path(service_env["UNKNOWN_PEOPLE"])
+    (unknown / "tls.jpg").write_bytes(b"not decoded by a post")
+    env = {**service_env, **certs.env(), "RECEIVER_PORT": str(service.port),
+           "KUBEFACE_TOKEN": WRITE_TOKEN}
+    try:
+        # The default URL is https:// when TLS_CERT_FILE is set; the system does not trust
+        # the private CA.
+        refused = _kubeface_post(env, "--no-wait", str(unknown / "tls.jpg"))
+        assert refused.returncode == 1
+        (line,) = refused.stderr.strip().splitlines()
+        assert "https://127.0.0.1" in line and "CERTIFICATE_VERIFY_FAILED" in line, line
+        posted = _kubeface_post(env, "--no-wait", "--cacert", str(certs.ca),
+                                str(unknown / "tls.jpg"))
+        assert posted.returncode == 0, posted.stderr
+    finally:
+        service.stop()
+    assert [r.path for r in db.query("SELECT path FROM images")] == ["tls.jpg"]
+
+
+def _kubeface_post(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    ours = {v.name for v in VARIABLES}
+    full = {**{k: v for k, v in os.environ.items() if k not in ours}, **env,
+            "KUBEFACE_ENV_FILE": "/nonexistent/kubeface.env"}
+    return subprocess.run([sys.executable, "-m", "kubeface", "post", *args], env=full, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
