@@ -36,6 +36,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 QUERY_TOKEN_NAMES = ("access_token", "token")
 MAX_PASSWORD_LENGTH = 1024  # longer is not a password but work for the hasher
+# Checks of a password at once: each takes argon2's 64 MiB and a core for a moment, so a burst
+# of logins cannot take a frontend past its memory limit.
+CONCURRENT_PASSWORD_CHECKS = 2
 
 _hasher = PasswordHasher()
 
@@ -171,6 +174,7 @@ class Users:
     def __init__(self, users: Iterable[tuple[str, str]]) -> None:
         self._users = dict(users)
         self._dummy: str | None = None
+        self._checks = threading.BoundedSemaphore(CONCURRENT_PASSWORD_CHECKS)
 
     def __bool__(self) -> bool:
         return bool(self._users)
@@ -189,7 +193,8 @@ class Users:
                 self._dummy = _hasher.hash(new_secret())
             hashed = self._dummy
         try:
-            ok = _hasher.verify(hashed, password[:MAX_PASSWORD_LENGTH])
+            with self._checks:
+                ok = _hasher.verify(hashed, password[:MAX_PASSWORD_LENGTH])
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
         return ok and name in self._users
