@@ -1,0 +1,3 @@
+module kube-face.local/build/install-cni
+
+go 1.23
