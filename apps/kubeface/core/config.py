@@ -197,6 +197,9 @@ VARIABLES: tuple[Variable, ...] = (
              "images with more pixels are refused before decoding"),
     Variable("FACE_WORKERS", "face_workers", _int_range(0, 256), "0",
              "recognition worker processes (0: one per CPU)"),
+    Variable("FACE_ADMIN_SOCKET", "face_admin_socket", _path, None,
+             "Unix socket the face service also listens on; when set, Reload is answered only "
+             "there (its folder's permissions decide who may call it)"),
     Variable("FACE_CACHE_DIR", "face_cache_dir", _path, "~/.cache/kube-face/encodings",
              "known-face encodings cached by file content, so a restart does not re-encode"),
     # Image processor.
@@ -285,6 +288,7 @@ class Settings:
     face_max_side: int
     face_max_pixels: int
     face_workers: int
+    face_admin_socket: Path | None
     face_cache_dir: Path
     processor_max_in_flight: int
     processor_max_attempts: int

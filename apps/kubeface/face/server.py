@@ -301,8 +301,13 @@ class Recogniser:
 
 
 class IdentityServicer(face_pb2_grpc.IdentityServicer):
-    def __init__(self, recogniser: Recogniser) -> None:
+    """Identify for every caller; Reload, which makes the service re-read and re-encode the
+    known people, only through ``admin_socket`` when there is one (a Unix socket in a folder
+    only the service's user may enter: TCP on loopback is open to every user of the machine)."""
+
+    def __init__(self, recogniser: Recogniser, admin_socket: Path | None = None) -> None:
         self.recogniser = recogniser
+        self.admin_socket = admin_socket
 
     def Identify(self, request, context):
         started = time.monotonic()
@@ -319,6 +324,12 @@ class IdentityServicer(face_pb2_grpc.IdentityServicer):
         return response
 
     def Reload(self, request, context):
+        if self.admin_socket is not None and not context.peer().startswith("unix:"):
+            log.warning("Reload refused to %s: it is answered only on FACE_ADMIN_SOCKET",
+                        context.peer()[:100])
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"Reload is answered only on the Unix socket {self.admin_socket} "
+                          "(FACE_ADMIN_SOCKET)")
         try:
             loaded = self.recogniser.reload()
         except known.NoKnownFaces as exc:
@@ -360,6 +371,20 @@ def watch(recogniser: Recogniser, stop: threading.Event) -> None:
         stop.wait(VERSION_POLL_SECONDS if recogniser.db is not None else POLL_SECONDS)
 
 
+def _listen_on_socket(server: grpc.Server, path: Path) -> int:
+    """Listen on the Unix socket ``path`` too; its folder is made 0700 if it is new, and the
+    socket 0600: only the service's user (and root) may connect."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    umask = os.umask(0o177)  # created 0600, not made so after a moment of being open
+    try:
+        bound = server.add_insecure_port(f"unix:{path}")
+    finally:
+        os.umask(umask)
+    if bound:
+        path.chmod(0o600)
+    return bound
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="recognition worker processes (default: FACE_WORKERS, 0: per CPU)")
@@ -395,12 +420,17 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         # Never share the port with another process that happens to bind it too.
         options=[("grpc.so_reuseport", 0)],
     )
-    face_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(recogniser), server)
+    admin_socket = settings.face_admin_socket
+    face_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(recogniser, admin_socket),
+                                                 server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"{settings.bind_address}:{settings.grpc_port}"
     try:
         bound = server.add_insecure_port(address)
-    except RuntimeError:
+        if bound and admin_socket is not None:
+            address = f"{address} and unix:{admin_socket}"
+            bound = _listen_on_socket(server, admin_socket)
+    except (RuntimeError, OSError):
         bound = 0
     if not bound:
         log.error("cannot listen on %s (in use, or not an address of this machine)", address)
