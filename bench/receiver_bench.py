@@ -36,12 +36,13 @@ from kubeface.core.db import Database  # noqa: E402
 from kubeface.core.messages import TOPIC  # noqa: E402
 from tests.support.mariadb import MariaDB  # noqa: E402
 from tests.support.nsq import Nsq  # noqa: E402
-from tests.support.web import WebService  # noqa: E402
+from tests.support.web import WRITE_TOKEN, WebService  # noqa: E402
 
 
 def _post(http: urllib3.PoolManager, url: str, payload: dict) -> dict:
     r = http.request("POST", url, body=json.dumps(payload).encode(),
-                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+                     headers={"Content-Type": "application/x-www-form-urlencoded",
+                              "Authorization": f"Bearer {WRITE_TOKEN}"})
     if r.status != 202:
         raise RuntimeError(f"{url} answered {r.status}: {r.data[:300]!r}")
     return json.loads(r.data)

@@ -52,7 +52,7 @@ from kubeface.core.messages import TOPIC  # noqa: E402
 from tests.support.mariadb import MariaDB  # noqa: E402
 from tests.support.nsq import Nsq  # noqa: E402
 from tests.support.procs import Process, free_port, wait_for  # noqa: E402
-from tests.support.web import WebService  # noqa: E402
+from tests.support.web import WRITE_TOKEN, WebService  # noqa: E402
 
 # The original's table, as its database setup script creates it (what its INSERT needs).
 ORIGINAL_SCHEMA = ("CREATE TABLE images (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
@@ -106,8 +106,10 @@ def run(port: int, ok: Callable[[int, bytes], bool], prefix: str, posts: int,
             body = json.dumps({"path": f"{prefix}/{k}/{i}.jpg"}).encode()
             began = time.perf_counter()
             try:
+                # The original takes no token and ignores the header: the same request to both.
                 conn.request("POST", "/image/post", body,
-                             {"Content-Type": "application/x-www-form-urlencoded"})
+                             {"Content-Type": "application/x-www-form-urlencoded",
+                              "Authorization": f"Bearer {WRITE_TOKEN}"})
                 reply = conn.getresponse()
                 data = reply.read()
                 if not ok(reply.status, data):

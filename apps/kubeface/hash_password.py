@@ -11,7 +11,7 @@ import argparse
 import getpass
 import sys
 
-from kubeface.core import auth
+from kubeface.core import auth, config
 from kubeface.core.config import Settings
 
 MIN_LENGTH = 12
@@ -31,6 +31,11 @@ def _read() -> str:
 
 
 def main(_settings: Settings, args: argparse.Namespace) -> int:
+    if args.name is not None and not (1 <= len(args.name) <= 64
+                                      and set(args.name) <= config.USER_CHARS):
+        print("kubeface hash-password: --name takes 1 to 64 of A-Z a-z 0-9 . _ @ -",
+              file=sys.stderr)
+        return 2
     try:
         password = _read()
     except ValueError as exc:

@@ -31,6 +31,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.procs import ROOT, ansible_playbook, port_open, wait_for
+from tests.support.web import PASSWORD, USER, WRITE_TOKEN, credentials_env
 
 pytestmark = pytest.mark.slow
 
@@ -249,6 +250,7 @@ class Stack:
             "RECEIVER_PORT": str(p["receiver"]), "FRONTEND_PORT": str(p["frontend"]),
             "BIND_ADDRESS": "127.0.0.1", "FACE_WORKERS": "1", "LOG_LEVEL": "INFO",
             "PROCESSOR_REQUEUE_SECONDS": "1", "PROCESSOR_LOOKUPD_POLL_SECONDS": "1",
+            **credentials_env(),
         }
 
     def _mounts(self) -> list[str]:
@@ -343,7 +345,7 @@ def stack(built: str) -> Iterator[Stack]:
             s.run(service, SERVICES, service, env=s.service_env, mounts=True)
         wait_for(lambda: _face_serving(f"127.0.0.1:{p['grpc']}"), "face service SERVING", 180)
         wait_for(lambda: _http_ok(f"http://127.0.0.1:{p['receiver']}/readyz"), "receiver", 60)
-        wait_for(lambda: _http_ok(f"http://127.0.0.1:{p['frontend']}/"), "frontend", 60)
+        wait_for(lambda: _http_ok(f"http://127.0.0.1:{p['frontend']}/readyz"), "frontend", 60)
         _timing("containers up (MariaDB, NSQ, migrate, face, processor, receiver, frontend)",
                 time.monotonic() - started)
         yield s
@@ -362,7 +364,10 @@ def test_smoke_test_passes_against_the_containers(stack: Stack) -> None:
         "smoke_test_frontend_url": f"http://127.0.0.1:{p['frontend']}",
         "smoke_test_expected_file": str(stack.unknown / "expected.json"),
         "smoke_test_timeout": 240, "smoke_test_poll_delay": 1,
+        "smoke_test_token": WRITE_TOKEN, "smoke_test_frontend_user": USER,
+        "smoke_test_frontend_password": PASSWORD,
     }))
+    extra.chmod(0o600)
     started = time.monotonic()
     result = run_playbook(stack.host, "smoke.yml", "--extra-vars", f"@{extra}")
     _timing("smoke test", time.monotonic() - started)

@@ -94,7 +94,7 @@ def _log_level(raw: str) -> str:
 SCOPES = ("read", "write")
 # RFC 6750's b64token: what a bearer token may hold in an Authorization header.
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
-_USER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-")
+USER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-")
 MIN_TOKEN_LENGTH = 16
 MIN_SESSION_KEY_LENGTH = 32
 
@@ -125,7 +125,7 @@ def _users(raw: str) -> tuple[tuple[str, str], ...]:
     users: dict[str, str] = {}
     for entry in raw.split():
         name, sep, hashed = entry.partition(":")
-        if (not sep or not 1 <= len(name) <= 64 or not set(name) <= _USER_CHARS
+        if (not sep or not 1 <= len(name) <= 64 or not set(name) <= USER_CHARS
                 or not hashed.startswith("$argon2") or name in users):
             raise ValueError("name:argon2-hash entries separated by spaces (distinct names "
                              "of A-Z a-z 0-9 . _ @ -; hashes from kubeface hash-password)")
@@ -133,7 +133,9 @@ def _users(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(users.items())
 
 
-def _session_key(raw: str) -> str:
+def _session_key(raw: str) -> str | None:
+    if not raw.strip():
+        return None  # empty as unset: the frontend then says it is missing
     if len(raw.strip()) < MIN_SESSION_KEY_LENGTH:
         raise ValueError(f"a random string of at least {MIN_SESSION_KEY_LENGTH} characters")
     return raw.strip()
