@@ -5,13 +5,18 @@
 #   scripts/airgap/kit.sh build     # build what is missing into $KUBE_FACE_CACHE/airgap
 #   scripts/airgap/kit.sh install   # put it where minikube looks (needs DOCKER_HOST's engine)
 #   scripts/airgap/kit.sh images    # list the images of the kit (ref and file)
+#   scripts/airgap/kit.sh cache-image REF ARCHIVE   # an image of your own (`docker save`) for the node
 #   scripts/airgap/kit.sh tools     # only the Go tools (minikube, cri-dockerd, crictl, metrics-server)
 # What it holds:
-#   minikube and storage-provisioner   built from k8s.io/minikube
+#   minikube and storage-provisioner   built from k8s.io/minikube (the provisioner's main is
+#                                      storage-provisioner/main.go: no leader election)
 #   kubeadm, kubelet, kubectl          for minikube's binary cache ($MINIKUBE_HOME/cache/linux/amd64/V)
 #   the control-plane and add-on images, tagged as kubeadm and minikube ask for them, for
 #                                      minikube's image cache ($MINIKUBE_HOME/cache/images/amd64)
 #   the node image                     kicbase-compatible, Debian bookworm, `docker import`ed
+#   a NetworkPolicy CNI                kube-network-policies + minikube's bridge, for
+#                                      `minikube start --cni=<minikube home>/kube-face/netpol-cni.yaml`
+#                                      (scripts/airgap/netpol/)
 # Environment (all optional): KUBE_FACE_CACHE, KUBE_FACE_K8S_VERSION (default v1.34.12),
 # KUBE_FACE_MINIKUBE_VERSION (v1.37.0), KUBE_FACE_BUILD_JOBS (1), KUBE_FACE_NICE (19),
 # KUBE_FACE_BIN_DIR (install: where minikube and kubectl go, ~/.local/bin), MINIKUBE_HOME
@@ -36,17 +41,27 @@ KIT="$CACHE/airgap"
 KBIN="$KIT/bin"
 KIMG="$KIT/images"
 mkdir -p "$KBIN" "$KIMG"
+# The NetworkPolicy CNI (build_netpol, install_netpol).
+# shellcheck source=netpol/netpol.sh
+. "$HERE/netpol/netpol.sh"
 # minikube's release is not in the checksum database; the wrapper's go.sum pins it instead.
 export GONOSUMDB=${GONOSUMDB:+$GONOSUMDB,}k8s.io/minikube
 
 # ------------------------------------------------------------------- Go tools
 # go_tool NAME MODULE VERSION LDFLAGS PKG...: build PKG... of MODULE@VERSION into $KBIN in a
 # wrapper module that copies the module's own replace directives (without them some module
-# graphs do not resolve). One stamp per NAME.
+# graphs do not resolve). A PKG ./DIR is a main of this folder's own ($HERE/DIR), built in the
+# wrapper module against MODULE@VERSION. One stamp per NAME.
 go_tool() {
   local name=$1 module=$2 version=$3 ldflags=$4; shift 4
-  local key="$name=$module@$version go=$GOVER" bins=() p
-  for p in "$@"; do bins+=("$(basename "$p")"); done
+  local key="$name=$module@$version go=$GOVER" bins=() gets=() p
+  for p in "$@"; do
+    bins+=("$(basename "$p")")
+    case $p in
+      ./*) key+=" $p=$(cat "$HERE/${p#./}"/*.go | sha256sum | cut -c1-16)"; gets+=("$p") ;;
+      *) gets+=("$p@$version") ;;
+    esac
+  done
   local ok=1 b
   for b in "${bins[@]}"; do [ -x "$KBIN/$b" ] || ok=0; done
   if [ "$ok" = 1 ] && [ "$(cat "$KBIN/.stamp-$name" 2>/dev/null)" = "$key" ]; then
@@ -64,8 +79,9 @@ go_tool() {
     awk '/^replace \(/{b=1; print; next} b&&/^\)/{b=0; print; next}
          b&&$0!~/=> \.\.?\//{print} !b&&/^replace .*=>/&&$0!~/=> \.\.?\//{print}' "$gomod"
   } > go.mod
+  for p in "$@"; do case $p in ./*) cp -r "$HERE/${p#./}" "$dir/${p#./}" ;; esac; done
   log "$name $version: resolving modules"
-  nice -n "$NICE" "$GO" get "${@/%/@$version}" >&2
+  nice -n "$NICE" "$GO" get "${gets[@]}" >&2
   local tmp="$KIT/.tmp-$name"; rm -rf "$tmp"; mkdir -p "$tmp"
   log "$name: compiling (go build -p $JOBS, nice $NICE)"
   for p in "$@"; do gobuild -ldflags "-s -w $ldflags" -o "$tmp/$(basename "$p")" "$p"; done
@@ -88,7 +104,9 @@ build_tools() {
   STORAGE_PROVISIONER_TAG=$sp
   go_tool minikube k8s.io/minikube "$MINIKUBE_VERSION" \
     "-X $v.version=$MINIKUBE_VERSION -X $v.isoVersion=$iso -X $v.gitCommitID=$commit -X $v.storageProvisionerVersion=$sp -X k8s.io/minikube/pkg/storage.version=$sp" \
-    k8s.io/minikube/cmd/minikube k8s.io/minikube/cmd/storage-provisioner
+    k8s.io/minikube/cmd/minikube
+  go_tool storage-provisioner k8s.io/minikube "$MINIKUBE_VERSION" \
+    "-X k8s.io/minikube/pkg/storage.version=$sp" ./storage-provisioner
   go_tool cri-dockerd github.com/Mirantis/cri-dockerd "$CRI_DOCKERD_VERSION" \
     "-X github.com/Mirantis/cri-dockerd/cmd/version.Version=${CRI_DOCKERD_VERSION#v}" \
     github.com/Mirantis/cri-dockerd
@@ -177,7 +195,7 @@ image_file() { local r=$1; echo "$KIMG/${r//:/_}"; }
 
 build_kit_images() {
   local key="images k8s=$K8S_VERSION $(cat "$BIN/.stamp-k8s" "$BIN/.stamp-k8s-node" "$BIN/.stamp-etcd" \
-    "$BIN/.stamp-coredns" "$KBIN/.stamp-minikube" "$KBIN/.stamp-metrics-server" "$ROOT/images/.stamp" \
+    "$BIN/.stamp-coredns" "$KBIN/.stamp-storage-provisioner" "$KBIN/.stamp-metrics-server" "$ROOT/images/.stamp" \
     | sha256sum | cut -c1-16)"
   if [ -f "$KIMG/.stamp" ] && [ "$(cat "$KIMG/.stamp")" = "$key" ]; then log "images: up to date"; return; fi
   local t ref proxy_root; t=$(now)
@@ -207,10 +225,34 @@ build_kit_images() {
 }
 
 # ------------------------------------------------------------------- install
-install_kit() {
-  local bindir=${KUBE_FACE_BIN_DIR:-$HOME/.local/bin} mh=${MINIKUBE_HOME:-$HOME/.minikube}
+minikube_home() {
+  local mh=${MINIKUBE_HOME:-$HOME/.minikube}
   # minikube's home is MINIKUBE_HOME itself when it ends in .minikube, else MINIKUBE_HOME/.minikube.
   [ "$(basename "$mh")" = .minikube ] || mh="$mh/.minikube"
+  echo "$mh"
+}
+# Record images in minikube's config under "cache", as `minikube cache add` does (which needs a
+# running profile): every `minikube start` loads them into the node from minikube's image cache.
+record_cached() {
+  local mh; mh=$(minikube_home); mkdir -p "$mh/config"
+  python3 - "$mh/config/config.json" "$@" <<'PY'
+import json, pathlib, sys
+path = pathlib.Path(sys.argv[1])
+config = json.loads(path.read_text() or "{}") if path.exists() else {}
+config.setdefault("cache", {}).update({ref: None for ref in sys.argv[2:]})
+path.write_text(json.dumps(config, indent=4) + "\n")
+PY
+}
+# cache_image REF ARCHIVE: an image saved with `docker save`, put into minikube's image cache and
+# recorded, for images of your own that the node should have without a registry.
+cache_image() {
+  local ref=$1 archive=$2 f; f="$(minikube_home)/cache/images/amd64/${1//:/_}"
+  mkdir -p "$(dirname "$f")"; cp -f "$archive" "$f"
+  record_cached "$ref"
+}
+
+install_kit() {
+  local bindir=${KUBE_FACE_BIN_DIR:-$HOME/.local/bin} mh; mh=$(minikube_home)
   local bins="$mh/cache/linux/amd64/$K8S_VERSION" cache="$mh/cache/images/amd64" ref
   mkdir -p "$bindir" "$bins" "$cache"
   install -m 0755 "$KBIN/minikube" "$BIN/kubectl" "$bindir/"
@@ -219,17 +261,8 @@ install_kit() {
     mkdir -p "$(dirname "$cache/${ref//:/_}")"
     cp -f "$(image_file "$ref")" "$cache/${ref//:/_}"
   done < <(image_list)
-  # Images minikube does not load by itself (add-ons'): recorded under "cache" in minikube's
-  # config, as `minikube cache add` does (which needs a running profile), every `minikube start`
-  # loads them into the node from the files above.
-  mkdir -p "$mh/config"
-  python3 - "$mh/config/config.json" "registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION" <<'PY'
-import json, pathlib, sys
-path = pathlib.Path(sys.argv[1])
-config = json.loads(path.read_text() or "{}") if path.exists() else {}
-config.setdefault("cache", {}).update({ref: None for ref in sys.argv[2:]})
-path.write_text(json.dumps(config, indent=4) + "\n")
-PY
+  # Images minikube does not load by itself (add-ons').
+  record_cached "registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION"
   local key; key=$(cat "$KIT/kicbase.tar.stamp")
   local docker_cli; docker_cli=$( [ -x /usr/bin/docker ] && echo /usr/bin/docker || command -v docker)
   if [ "$("$docker_cli" image inspect -f '{{ index .Config.Labels "kube-face.kit" }}' "$KICBASE_IMAGE" 2>/dev/null)" != "$key" ]; then
@@ -257,10 +290,12 @@ case $ACTION in
     build_coredns
     build_kicbase
     build_kit_images
+    build_netpol
     log "kit ready in $KIT (total $(( $(now) - T0 ))s)"
     ;;
   tools) build_tools ;;
-  install) STORAGE_PROVISIONER_TAG=$(sed -n 's/^STORAGE_PROVISIONER_TAG ?= *//p' "$(minikube_dir)/Makefile"); install_kit ;;
+  install) STORAGE_PROVISIONER_TAG=$(sed -n 's/^STORAGE_PROVISIONER_TAG ?= *//p' "$(minikube_dir)/Makefile"); install_kit; install_netpol ;;
+  cache-image) [ $# = 3 ] || { echo "usage: $0 cache-image REF ARCHIVE" >&2; exit 2; }; cache_image "$2" "$3" ;;
   images) while read -r ref; do echo "$ref $(image_file "$ref")"; done < <(image_list) ;;
-  *) echo "usage: $0 build|install|images|tools" >&2; exit 2 ;;
+  *) echo "usage: $0 build|install|images|tools|cache-image" >&2; exit 2 ;;
 esac
