@@ -164,20 +164,20 @@ log "cluster up: $("${KUBECTL[@]}" get nodes --no-headers | wc -l) node(s)"
 
 # --- The playbooks --------------------------------------------------------------------------
 # The images are never built into this cluster (stage 1 pulls nothing; stage 2 imports them).
-EXTRA=(-e kube_face_cluster_provider=existing -e "kube_face_kubeconfig=$KUBECONFIG"
-       -e "kube_face_manifest_dir=$STATE/manifests" -e k8s_cluster_build_images=false)
+EXTRA=(-e k8s_common_cluster_provider=existing -e "kube_face_kubeconfig=$KUBECONFIG"
+       -e "k8s_common_manifest_dir=$STATE/manifests" -e k8s_cluster_build_images=false)
 if [ "$STAGE" = 1 ]; then
   # Fake nodes run nothing: no smoke test, and no client posting during the rollout.
-  EXTRA+=(-e kube_face_smoke_test=false)
+  EXTRA+=(-e k8s_common_smoke_test=false)
   ROLL_EXTRA=(-e k8s_rollout_post=false)
 else
   IMAGES_DIR="$WORK/kube-face-images"
   mkdir -p "$IMAGES_DIR"
   # The node is this machine: hostPath folders are host folders, filled with the sample photos
   # (local_samples, as k8s_cluster does for minikube) for the smoke test.
-  EXTRA+=(-e "kube_face_images_node_dir=$IMAGES_DIR" -e "k8s_cluster_images_host_dir=$IMAGES_DIR"
+  EXTRA+=(-e "k8s_common_images_node_dir=$IMAGES_DIR" -e "k8s_cluster_images_host_dir=$IMAGES_DIR"
           -e "k8s_mysql_image=kube-face-mariadb-standin:$VERSION" -e "k8s_nsq_image=kube-face-nsq-standin:v1.3.0"
-          -e kube_face_image_pull_policy=Never -e "@$WORK/stage2-vars.json")
+          -e k8s_common_image_pull_policy=Never -e "@$WORK/stage2-vars.json")
   # One 2-core node: the defaults (face service 2 x 1 CPU requested) do not fit beside the rest.
   cat >"$WORK/stage2-vars.json" <<'EOF'
 {"k8s_face_min_replicas": 1, "k8s_processor_min_replicas": 1,

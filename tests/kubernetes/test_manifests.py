@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from kubeface.core.config import VARIABLES
-from tests.support.manifests import SHARED, Rendered
+from tests.support.manifests import MINIMAL, SHARED, Rendered
 from tests.support.procs import ROOT, ansible_playbook
 
 K8S_VERSION = "1.34.0"
@@ -281,7 +281,7 @@ def peer_names(rendered, rule: dict) -> set[str]:
 def test_mysql_and_the_face_service_are_reachable_only_from_their_clients(rendered):
     policies = {p["metadata"]["name"]: p for p in rendered.of_kind("NetworkPolicy")}
     if not policies:
-        pytest.skip("kube_face_network_policies is false in this variable set")
+        pytest.skip("k8s_common_network_policies is false in this variable set")
     (mysql_rule,) = policies["mysql"]["spec"]["ingress"]
     # The face service reads and imports the known people in the database.
     assert peer_names(rendered, mysql_rule) == {"receiver", "processor", "frontend", "retry",
@@ -367,24 +367,32 @@ def test_only_the_receiver_and_the_frontend_write_the_unknown_images(rendered):
         assert context["runAsNonRoot"] is True and context["fsGroup"] == context["runAsGroup"]
 
 
-def test_group_vars_set_only_inputs_the_roles_have():
-    """A misspelt name in group_vars/all/kubernetes.yml would be ignored without a word."""
-    inputs: set[str] = set()
-    for defaults in ROOT.glob("roles/k8s_*/defaults/main.yml"):
-        inputs |= set(yaml.safe_load(defaults.read_text()) or {})
-    # The project-wide kube_face_* settings that k8s_common's defaults read.
-    inputs |= set(re.findall(r"\b(kube_face_\w+)\s*\|\s*default\(",
-                             (ROOT / "roles/k8s_common/defaults/main.yml").read_text()))
+def test_roles_take_their_own_inputs_and_the_playbooks_pass_the_settings_in():
+    """A role reads only its own inputs (the shared ones are k8s_common's), never a kube_face_*
+    setting; the playbooks map the settings onto inputs k8s_common has, so a misspelt name
+    cannot be ignored without a word."""
+    readers = [f"{path.relative_to(ROOT)}: {line.strip()}"
+               for folder in ("defaults", "vars", "tasks", "templates")
+               for path in ROOT.glob(f"roles/k8s_*/{folder}/*") if path.is_file()
+               for line in path.read_text().splitlines()
+               if re.search(r"\bkube_face_\w+", line) and not line.lstrip().startswith("#")]
+    assert readers == []
+    specs = yaml.safe_load((ROOT / "roles/k8s_common/meta/argument_specs.yml").read_text())
+    shared = set(specs["argument_specs"]["main"]["options"])
+    mapping = yaml.safe_load((ROOT / "playbooks/vars/kubernetes.yml").read_text())
+    assert set(mapping) <= shared, set(mapping) - shared
+    assert all(re.fullmatch(r"\{\{ kube_face_\w+ \}\}", value) for value in mapping.values())
+    # group_vars hold no copy of a role's default: only project-wide kube_face_* settings.
     settings = yaml.safe_load((ROOT / "group_vars" / "all" / "kubernetes.yml").read_text())
-    assert set(settings) - inputs == set()
+    assert all(name.startswith("kube_face_") for name in settings), settings
 
 
 def test_a_bad_input_is_refused_by_the_roles_argument_specs(tmp_path):
     (tmp_path / "play.yml").write_text(
         "- name: Bad input\n  hosts: localhost\n  gather_facts: false\n"
         "  roles: [k8s_receiver]\n")
-    variables = {**SHARED, "k8s_receiver_replicas": "two", "kube_face_render_only": True,
-                 "kube_face_manifest_dir": str(tmp_path / "out")}
+    variables = {**MINIMAL, "k8s_receiver_replicas": "two", "k8s_common_render_only": True,
+                 "k8s_common_manifest_dir": str(tmp_path / "out")}
     (tmp_path / "vars.json").write_text(json.dumps(variables))
     result = ansible_playbook("play.yml", "-i", "localhost,", "-c", "local", "-e", "@vars.json",
                               cwd=tmp_path)

@@ -29,7 +29,7 @@ def _matches(selector: dict, labels: dict) -> bool:
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory) -> Rendered:
     return render_roles(tmp_path_factory.mktemp("k8s-monitoring"),
-                        {**MINIMAL, "kube_face_namespace": "kf-monitoring",
+                        {**MINIMAL, "k8s_common_namespace": "kf-monitoring",
                          "k8s_monitoring_enabled": True,
                          "k8s_monitoring_labels": {"release": "prometheus"}})
 

@@ -1,9 +1,9 @@
 """Rendering the Kubernetes manifests from the real roles, offline (render-only mode).
 
-Three variable sets: the project's defaults (site.yml with inventory/minikube, so group_vars/
-applies), a minimal set (only the shared settings of group_vars/all/main.yml, another
-namespace, a playbook with no group_vars beside it: the roles' own defaults), and the other
-branches (PVC image folders, no autoscalers, no NetworkPolicies, cluster-picked NodePorts).
+Three variable sets: the project's defaults (site.yml with inventory/minikube: the settings
+passed in by the playbook), a minimal set (the deploy play's roles in a playbook of their own,
+with only another namespace and the image tag: the roles' own defaults), and the other branches
+(PVC image folders, no autoscalers, no NetworkPolicies, cluster-picked NodePorts).
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def load(manifest_dir: Path, namespace: str) -> Rendered:
 def render_site(tmp: Path) -> Rendered:
     out = tmp / "manifests"
     result = ansible_playbook("site.yml", "-i", "inventory/minikube",
-                              "-e", "kube_face_render_only=true",
-                              "-e", f"kube_face_manifest_dir={out}")
+                              "-e", "k8s_common_render_only=true",
+                              "-e", f"k8s_common_manifest_dir={out}")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     return load(out, SHARED["kube_face_namespace"])
 
@@ -72,16 +72,19 @@ def render_roles(tmp: Path, extra: dict) -> Rendered:
     (tmp / "hosts.yml").write_text(
         "kubernetes:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
         f"      ansible_python_interpreter: {VENV_BIN / 'python'}\n")
-    variables = {**extra, "kube_face_render_only": True, "kube_face_manifest_dir": str(out)}
+    variables = {**extra, "k8s_common_render_only": True, "k8s_common_manifest_dir": str(out)}
     (tmp / "vars.json").write_text(json.dumps(variables))
     result = ansible_playbook("play.yml", "-i", "hosts.yml", "-e", "@vars.json", cwd=tmp)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return load(out, extra["kube_face_namespace"])
+    return load(out, extra["k8s_common_namespace"])
 
 
-MINIMAL = {**SHARED, "kube_face_namespace": "kf-minimal"}
-BRANCHES = {**SHARED, "kube_face_namespace": "kf-branches", "kube_face_images_volume_type": "pvc",
+# The roles' inputs (the playbook's mapping of kube_face_* settings is not in this play).
+MINIMAL = {"k8s_common_namespace": "kf-minimal",
+           "k8s_common_image_tag": SHARED["kube_face_version"]}
+BRANCHES = {**MINIMAL, "k8s_common_namespace": "kf-branches",
+            "k8s_common_images_volume_type": "pvc",
             "k8s_face_autoscale": False, "k8s_processor_autoscale": False,
-            "kube_face_network_policies": False, "k8s_receiver_node_port": "",
-            "k8s_frontend_node_port": "", "kube_face_image_registry": "registry.example:5000/team",
+            "k8s_common_network_policies": False, "k8s_receiver_node_port": "",
+            "k8s_frontend_node_port": "", "k8s_common_image_registry": "registry.example:5000/team",
             "k8s_nsq_nsqlookupd_replicas": 3, "k8s_nsq_nsqd_replicas": 2}

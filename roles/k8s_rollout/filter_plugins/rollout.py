@@ -117,7 +117,7 @@ def retag_patch(obj: dict[str, Any], container: str, tag: str) -> dict[str, Any]
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
-            "kube_face_rollout_status": rollout_status,
-            "kube_face_with_tag": with_tag,
-            "kube_face_retag_patch": retag_patch,
+            "k8s_rollout_status": rollout_status,
+            "k8s_rollout_with_tag": with_tag,
+            "k8s_rollout_retag_patch": retag_patch,
         }
