@@ -122,5 +122,5 @@ def test_the_version_has_one_source_and_the_deployment_agrees():
     assert kubeface.__version__ == released  # read from the installed package's metadata
     assert openapi.document(config.load(environ={}))["info"]["version"] == released
     # Ansible tags the images with its own copy: it must be the same release.
-    shared = yaml.safe_load((root / "group_vars" / "all" / "main.yml").read_text())
+    shared = yaml.safe_load((root / "playbooks/group_vars/all/main.yml").read_text())
     assert shared["kube_face_version"] == released

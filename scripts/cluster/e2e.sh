@@ -119,7 +119,7 @@ if [ "$STAGE" = 2 ]; then
   fi
   "$PLAYBOOK" -i localhost, "$ROOT/tests/images/build_images.yml" >"$ART/build_images.log" 2>&1 \
     || { tail -n 40 "$ART/build_images.log" >&2; die "building the images failed"; }
-  VERSION=$(awk '/^kube_face_version:/ {gsub(/"/, "", $2); print $2}' "$ROOT/group_vars/all/main.yml")
+  VERSION=$(awk '/^kube_face_version:/ {gsub(/"/, "", $2); print $2}' "$ROOT/playbooks/group_vars/all/main.yml")
   mkdir -p "$WORK/images"
   # The rolling update's new tag is the same image under another name (pullPolicy Never: the
   # node has only what is imported).

@@ -383,7 +383,7 @@ def test_roles_take_their_own_inputs_and_the_playbooks_pass_the_settings_in():
     assert set(mapping) <= shared, set(mapping) - shared
     assert all(re.fullmatch(r"\{\{ kube_face_\w+ \}\}", value) for value in mapping.values())
     # group_vars hold no copy of a role's default: only project-wide kube_face_* settings.
-    settings = yaml.safe_load((ROOT / "group_vars" / "all" / "kubernetes.yml").read_text())
+    settings = yaml.safe_load((ROOT / "playbooks/group_vars/all/kubernetes.yml").read_text())
     assert all(name.startswith("kube_face_") for name in settings), settings
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from tests.support.procs import ROOT, VENV_BIN, ansible_playbook
 
-SHARED = yaml.safe_load((ROOT / "group_vars" / "all" / "main.yml").read_text())
+SHARED = yaml.safe_load((ROOT / "playbooks/group_vars/all/main.yml").read_text())
 DEPLOY_PLAY = "Kubernetes | Deploy kube-face"
 
 
