@@ -15,7 +15,7 @@ import urllib3
 from PIL import Image
 
 from tests.support.face import png_claiming
-from tests.support.web import Reply, WebService
+from tests.support.web import AUTH, Reply, WebService
 
 
 @pytest.fixture
@@ -31,7 +31,8 @@ def send_files(service: WebService, path: str, files: list[tuple[str, bytes]],
                **fields: str) -> Reply:
     parts: list = [("file", (name, data, "application/octet-stream")) for name, data in files]
     parts += list(fields.items())
-    r = service.http.request("POST", service.url + path, fields=parts)
+    r = service.http.request("POST", service.url + path, fields=parts,
+                             headers=service.auth_headers())
     return Reply(r.status, r.headers, r.data)
 
 
@@ -227,7 +228,8 @@ def test_bad_uploads_store_nothing(api, db, photos, image_dirs):
                       {"Content-Type": "multipart/form-data; boundary=zz"})
     assert broken.status == 400, broken.text
     huge = api.http.request("POST", api.url + "/images/upload", body=b"0" * (33 << 20),
-                            headers={"Content-Type": "multipart/form-data; boundary=zz"},
+                            headers={"Content-Type": "multipart/form-data; boundary=zz",
+                                     **api.auth_headers()},
                             retries=urllib3.Retry(0, read=False))
     assert huge.status == 413
     assert counts(db) == before and files_under(unknown) == stored
@@ -237,8 +239,8 @@ def test_a_json_body_over_the_limit_is_413_and_closes_the_connection(api, db):
     """The body is left unread: the connection must not carry another request."""
     before = counts(db)
     body = json.dumps({"name": "x" * 100_000}).encode()
-    head = (b"POST /people HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(body))
+    head = (b"POST /people HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + AUTH
+            + b"Content-Length: %d\r\n\r\n" % len(body))
     with socket.create_connection(("127.0.0.1", api.port), timeout=15) as conn:
         conn.sendall(head + body)
         answer = b""
