@@ -17,7 +17,12 @@
 #   - --force: CI runs as root, and minikube's docker driver refuses root without it;
 #   - MySQL and NSQ are the local stand-ins (the official images cannot be pulled here), built by
 #     tests/images/build_images.yml and handed to minikube's image cache.
-# Environment: KUBE_FACE_CACHE, KUBE_FACE_E2E_KEEP=1 (leave it running). Logs: .artifacts/minikube-e2e/
+# Environment: KUBE_FACE_CACHE; KUBE_FACE_E2E_KEEP=1 leaves the cluster running at the end (or
+# where it failed); KUBE_FACE_E2E_STOP_AFTER=deploy stops with success after the first site.yml
+# and its checks and keeps the cluster, for other tests (see tests/infra/README.md).
+# A kept cluster is described by .artifacts/minikube-e2e/cluster.env and removed by
+#   tests/infra/minikube-e2e.sh down [ENV_FILE]
+# Logs: .artifacts/minikube-e2e/
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,6 +32,26 @@ log() { printf '[mk-e2e %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(( $(date +%s) - T0
 die() { log "FAIL: $*"; exit 1; }
 
 ART="$ROOT/.artifacts/minikube-e2e"
+SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
+
+# down [ENV_FILE]: remove a kept cluster: its minikube profile, the namespace's dockerd and the
+# namespace, the images engine if this run started it, and put back the kernel tunables.
+if [ "${1:-}" = down ]; then
+  env_file=${2:-$ART/cluster.env}
+  [ -f "$env_file" ] || die "no $env_file: nothing kept"
+  declare -A E=()
+  while IFS= read -r line; do E[${line%%=*}]=${line#*=}; done < "$env_file"
+  nsenter --net="/run/netns/${E[NETNS]}" env HOME="${E[HOME]}" DOCKER_HOST="${E[DOCKER_HOST]}" \
+    "${E[HOME]}/.local/bin/minikube" delete --profile "${E[PROFILE]}" >&2 || log "minikube delete failed"
+  "$INFRA/netns-dockerd.sh" stop "${E[WORK]}/docker" "${E[NETNS]}" >&2
+  [ "${E[IMAGES_DOCKERD]:-0}" = 1 ] && "$ROOT/scripts/images/dockerd.sh" stop >&2
+  for kv in ${E[SYSCTLS]}; do sysctl -qw "$kv"; done
+  rm -rf "${E[WORK]}" "$env_file"
+  log "removed the kept cluster (netns ${E[NETNS]})"
+  exit 0
+fi
+[ "${KUBE_FACE_E2E_STOP_AFTER:-}" = deploy ] && KUBE_FACE_E2E_KEEP=1
+
 rm -rf "$ART"; mkdir -p "$ART"
 WORK=$(mktemp -d /tmp/kube-face-mk.XXXXXX)
 chmod 755 "$WORK"
@@ -37,7 +62,6 @@ export KUBE_FACE_CACHE=${KUBE_FACE_CACHE:-$HOME/.cache/kube-face}
 NS=face
 PROFILE=kube-face-cluster
 VERSION=$(awk '/^kube_face_version:/ {gsub(/"/, "", $2); print $2}' "$ROOT/playbooks/group_vars/all/main.yml")
-SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
 declare -A SAVED=()
 for s in $SYSCTLS; do SAVED[$s]=$(sysctl -n "$s"); done
 DOCKERD_STARTED=0
@@ -45,8 +69,11 @@ DOCKERD_STARTED=0
 # Everything the user would run, in the namespace, with the test's HOME.
 HOME_T="$WORK/home"
 mkdir -p "$HOME_T"
+# Without this machine's REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE: requests lets them override the
+# CA that community.docker sets for minikube's engine (DOCKER_CERT_PATH/ca.pem), and the image
+# build then fails TLS verification.
 inns() {
-  nsenter --net="/run/netns/$NETNS" env HOME="$HOME_T" DOCKER_HOST="$NS_DOCKER" \
+  nsenter --net="/run/netns/$NETNS" env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE HOME="$HOME_T" DOCKER_HOST="$NS_DOCKER" \
     PATH="$HOME_T/.local/bin:$PATH" KUBE_FACE_CACHE="$KUBE_FACE_CACHE" ANSIBLE_FORCE_COLOR=0 DOCKER_BUILDKIT=0 "$@"
 }
 kubectl() { inns "$HOME_T/.local/bin/kubectl" --context "$PROFILE" "$@"; }
@@ -59,16 +86,16 @@ cleanup() {
     kubectl get all,events -A -o wide > "$ART/cluster-state.txt" 2>&1
     minikube logs --profile "$PROFILE" > "$ART/minikube-logs.txt" 2>&1
   fi
-  if [ "${KUBE_FACE_E2E_KEEP:-0}" = 1 ]; then
-    log "KUBE_FACE_E2E_KEEP=1: left running (netns $NETNS, HOME $HOME_T); stop: $INFRA/netns-dockerd.sh stop $WORK/docker $NETNS"
+  if [ "${KUBE_FACE_E2E_KEEP:-0}" = 1 ] && [ -f "$ART/cluster.env" ]; then
+    log "left running (netns $NETNS, HOME $HOME_T): $INFRA/minikube-e2e.sh down removes it"
   else
     [ -n "${NS_DOCKER:-}" ] && minikube delete --profile "$PROFILE" >>"$ART/down.log" 2>&1
     "$INFRA/netns-dockerd.sh" stop "$WORK/docker" "$NETNS" >>"$ART/down.log" 2>&1
     [ "$DOCKERD_STARTED" = 1 ] && "$ROOT/scripts/images/dockerd.sh" stop >>"$ART/down.log" 2>&1
-    rm -rf "$WORK"
+    rm -rf "$WORK" "$ART/cluster.env"
+    # The node's kubelet sets these machine-wide; put them back.
+    for s in $SYSCTLS; do sysctl -qw "$s=${SAVED[$s]}"; done
   fi
-  # The node's kubelet sets these machine-wide; put them back.
-  for s in $SYSCTLS; do sysctl -qw "$s=${SAVED[$s]}"; done
   if [ "$rc" = 0 ]; then log "PASSED in $(( $(date +%s) - T0 )) s"
   else log "FAILED (rc $rc) after $(( $(date +%s) - T0 )) s; logs in $ART"; fi
   exit "$rc"
@@ -104,10 +131,9 @@ t=$(date +%s)
 NS_DOCKER=$("$INFRA/netns-dockerd.sh" start "$WORK/docker" "$NETNS" 2>"$ART/netns-dockerd.log") \
   || { cat "$ART/netns-dockerd.log" >&2; die "netns dockerd did not start"; }
 inns "$ROOT/scripts/airgap/kit.sh" install >"$ART/kit-install.log" 2>&1 || { tail -n 20 "$ART/kit-install.log" >&2; die "kit.sh install failed"; }
-MKCACHE="$HOME_T/.minikube/cache/images/amd64"
 for i in "${STANDINS[@]}"; do
-  cp "$WORK/standins/${i//:/_}" "$MKCACHE/${i//:/_}"
-  minikube cache add "$i" >>"$ART/kit-install.log" 2>&1 || die "minikube cache add $i"
+  inns "$ROOT/scripts/airgap/kit.sh" cache-image "$i" "$WORK/standins/${i//:/_}" >>"$ART/kit-install.log" 2>&1 \
+    || die "kit.sh cache-image $i"
 done
 # The test node image: the kit's, plus the runtime this sandbox needs (see the header).
 mkdir -p "$WORK/nodeimg"
@@ -115,6 +141,17 @@ cp "$KUBE_FACE_CACHE/test-infra/runc-nosysres" "$WORK/nodeimg/"
 printf 'FROM kube-face.local/kicbase:v1.37.0\nCOPY runc-nosysres /usr/local/bin/runc-nosysres\n' > "$WORK/nodeimg/Dockerfile"
 inns docker build -q --network none -t kube-face.test/kicbase-nosysres:v1.37.0 "$WORK/nodeimg" >/dev/null || die "test node image"
 log "namespace $NETNS with its dockerd, kit installed in $(( $(date +%s) - t )) s"
+# What another test needs to reach the cluster, and what `minikube-e2e.sh down` removes.
+cat > "$ART/cluster.env" <<EOF
+NETNS=$NETNS
+HOME=$HOME_T
+PROFILE=$PROFILE
+NAMESPACE=$NS
+DOCKER_HOST=$NS_DOCKER
+WORK=$WORK
+IMAGES_DOCKERD=$DOCKERD_STARTED
+SYSCTLS=$(for s in $SYSCTLS; do printf '%s=%s ' "$s" "${SAVED[$s]}"; done)
+EOF
 
 cat > "$WORK/ci-vars.yml" <<EOF
 k8s_cluster_minikube_base_image: kube-face.test/kicbase-nosysres:v1.37.0
@@ -127,6 +164,10 @@ k8s_nsq_image: kube-face-nsq-standin:v1.3.0
 k8s_face_min_replicas: 1
 k8s_processor_min_replicas: 1
 k8s_face_resources: {requests: {cpu: 200m, memory: 768Mi}, limits: {cpu: "2", memory: 1536Mi}}
+# Ansible's template and copy modules expand a destination's "~" to the user's home from the
+# password database (/root here), not HOME: the test's HOME is another folder, so name it.
+k8s_common_manifest_dir: $HOME_T/.cache/kube-face/manifests/$PROFILE/$NS
+k8s_common_tls_dir: $HOME_T/.kube-face/$PROFILE/$NS/tls
 EOF
 VARS=(-e @"$ROOT/airgap.yml" -e @"$WORK/ci-vars.yml")
 
@@ -162,6 +203,10 @@ grep -q 'TASK \[smoke_test : Smoke test | Check every image' "$ART/site-1.log" |
 grep -q 'Cluster | Build the images with the images role' "$ART/site-1.log" || die "the images were not built by site.yml"
 log "every pod Ready; smoke test passed through $(grep -o 'http://[0-9.]*:30800' "$ART/site-1.log" | head -n 1)"
 kubectl top nodes >/dev/null 2>&1 && log "metrics-server answers (kubectl top nodes)" || log "metrics-server: no metrics yet"
+if [ "${KUBE_FACE_E2E_STOP_AFTER:-}" = deploy ]; then
+  log "KUBE_FACE_E2E_STOP_AFTER=deploy: deployed, kept for other tests ($ART/cluster.env)"
+  exit 0
+fi
 
 log "site.yml, second run (must change nothing)"
 run_site site-2
