@@ -387,16 +387,21 @@ def test_roles_take_their_own_inputs_and_the_playbooks_pass_the_settings_in():
     assert all(name.startswith("kube_face_") for name in settings), settings
 
 
-def test_a_bad_input_is_refused_by_the_roles_argument_specs(tmp_path):
+@pytest.mark.parametrize(("bad", "refusal"), [
+    ({"k8s_receiver_replicas": "two"},
+     "k8s_receiver_replicas' is of type str and we were unable to convert to int"),
+    ({"k8s_common_images_volume_type": "nfs"},
+     "value of k8s_common_images_volume_type must be one of: hostPath, pvc, got: nfs"),
+])
+def test_a_bad_input_is_refused_by_the_roles_argument_specs(tmp_path, bad, refusal):
     (tmp_path / "play.yml").write_text(
         "- name: Bad input\n  hosts: localhost\n  gather_facts: false\n"
         "  roles: [k8s_receiver]\n")
-    variables = {**MINIMAL, "k8s_receiver_replicas": "two", "k8s_common_render_only": True,
+    variables = {**MINIMAL, **bad, "k8s_common_render_only": True,
                  "k8s_common_manifest_dir": str(tmp_path / "out")}
     (tmp_path / "vars.json").write_text(json.dumps(variables))
     result = ansible_playbook("play.yml", "-i", "localhost,", "-c", "local", "-e", "@vars.json",
                               cwd=tmp_path)
     assert result.returncode != 0
-    assert "k8s_receiver_replicas' is of type str and we were unable to convert to int" in (
-        result.stdout)
+    assert refusal in result.stdout
     assert not (tmp_path / "out").exists()
