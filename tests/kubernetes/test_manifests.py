@@ -166,15 +166,23 @@ def test_every_secret_key_referenced_exists(rendered):
     assert refs >= 8
 
 
+CREDENTIALS = {"API_TOKENS": "receiver", "FRONTEND_USERS": "frontend",
+               "FRONTEND_SESSION_KEY": "frontend"}
+
+
 def test_passwords_only_come_from_the_secret(rendered):
+    given = set()
     for name, template in pod_templates(rendered):
         for container in containers(template):
             for env in container.get("env", []):
-                if "PASSWORD" in env["name"]:
+                if env["name"] in CREDENTIALS:
+                    given.add((env["name"], name.split("/")[-1]))
+                if "PASSWORD" in env["name"] or env["name"] in CREDENTIALS:
                     assert "value" not in env and "secretKeyRef" in env["valueFrom"], (
                         name, env["name"])
             line = " ".join(container.get("command", []) + container.get("args", []))
             assert "password" not in line.lower(), (name, container["name"])
+    assert given == set(CREDENTIALS.items()), given  # the receiver's tokens, the frontend's users
 
 
 def test_the_rendered_secret_holds_no_generated_password(rendered):
