@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import sys
 import time
 import urllib.error
@@ -19,14 +20,15 @@ from collections import Counter
 from pathlib import Path
 
 
-def post(url: str, body: bytes, timeout: float) -> str:
+def post(url: str, body: bytes, timeout: float, context: ssl.SSLContext | None = None) -> str:
     """``ok`` for a 2xx answer, else what went wrong (``http 503``, ``ConnectionRefusedError``)."""
     # The article's curl call: a JSON body sent as a form (curl -d's default content type).
     request = urllib.request.Request(  # noqa: S310 (main() accepts http and https URLs only)
         url, data=body, method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout,  # noqa: S310
+                                    context=context) as answer:
             answer.read()
             return "ok" if 200 <= answer.status < 300 else f"http {answer.status}"
     except urllib.error.HTTPError as exc:
@@ -38,13 +40,13 @@ def post(url: str, body: bytes, timeout: float) -> str:
 
 
 def run(url: str, path: str, stop_file: Path, interval: float, max_seconds: float,
-        timeout: float) -> dict:
+        timeout: float, context: ssl.SSLContext | None = None) -> dict:
     body = json.dumps({"path": path}).encode()
     outcomes: Counter[str] = Counter()
     first_failures: list[str] = []
     started = time.monotonic()
     while not stop_file.exists() and time.monotonic() - started < max_seconds:
-        outcome = post(url, body, timeout)
+        outcome = post(url, body, timeout, context)
         outcomes[outcome] += 1
         if outcome != "ok" and len(first_failures) < 10:
             first_failures.append(f"{time.monotonic() - started:.1f}s: {outcome}")
@@ -71,11 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between two posts")
     parser.add_argument("--max-seconds", type=float, default=900)
     parser.add_argument("--timeout", type=float, default=5, help="seconds one request may take")
+    parser.add_argument("--cacert", default="",
+                        help="CA certificate an https:// receiver is verified against")
     args = parser.parse_args(argv)
     if not args.url.startswith(("http://", "https://")):
         parser.error(f"--url must be an http:// or https:// URL, got {args.url!r}")
+    context = ssl.create_default_context(cafile=args.cacert) if args.cacert else None
     summary = run(args.url.rstrip("/") + "/image/post", args.path, args.stop_file,
-                  args.interval, args.max_seconds, args.timeout)
+                  args.interval, args.max_seconds, args.timeout, context)
     print(json.dumps(summary))
     return 0
 
