@@ -30,6 +30,7 @@ from tests.support import minikube
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(1800),  # pods start slowly on a loaded node
     pytest.mark.skipif(os.environ.get("KUBE_FACE_CLUSTER_TESTS") != "1",
                        reason="needs the kept minikube cluster: KUBE_FACE_CLUSTER_TESTS=1 (root)"),
 ]
@@ -114,7 +115,7 @@ def _probe_job(name: str, namespace: str, labels: dict[str, str], image: str,
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name, "namespace": namespace, "labels": {"kube-face-probe": RUN}},
         "spec": {
-            "backoffLimit": 0, "activeDeadlineSeconds": 240, "ttlSecondsAfterFinished": 600,
+            "backoffLimit": 0, "activeDeadlineSeconds": 900, "ttlSecondsAfterFinished": 600,
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
@@ -161,7 +162,7 @@ def reachability(cluster: minikube.Cluster) -> dict[str, dict[str, str]]:
         results = {}
         for identity, ns, job in jobs:
             cluster.kubectl("-n", ns, "wait", "--for=condition=Complete", f"job/{job}",
-                            "--timeout=240s", timeout=260)
+                            "--timeout=900s", timeout=920)
             logs = cluster.kubectl("-n", ns, "logs", f"job/{job}").stdout
             line = next(ln for ln in logs.splitlines() if ln.startswith("PROBE "))
             outcome = json.loads(line.removeprefix("PROBE "))
