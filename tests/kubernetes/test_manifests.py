@@ -301,6 +301,18 @@ def test_mysql_and_the_face_service_are_reachable_only_from_their_clients(render
     assert peer_names(rendered, grpc_rules[0]) == {"processor", "receiver", "frontend"}
 
 
+def test_nsq_is_reachable_only_from_its_clients(rendered):
+    policies = {p["metadata"]["name"]: p for p in rendered.of_kind("NetworkPolicy")}
+    if not policies:
+        pytest.skip("k8s_common_network_policies is false in this variable set")
+    (nsqd_rule,) = policies["nsqd"]["spec"]["ingress"]
+    # Publishers (the frontend publishes uploads, its dashboard reads /stats) and consumers.
+    assert peer_names(rendered, nsqd_rule) == {"receiver", "frontend", "retry", "processor"}
+    (lookupd_rule,) = policies["nsqlookupd"]["spec"]["ingress"]
+    # nsqd registers with nsqlookupd; the processors look nsqd up there.
+    assert peer_names(rendered, lookupd_rule) == {"nsqd", "processor"}
+
+
 def env_of(container: dict) -> dict:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
 
