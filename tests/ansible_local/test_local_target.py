@@ -117,6 +117,47 @@ def test_secrets_are_private_and_never_shown(target, first, second):
         assert conf.stat().st_mode & 0o777 == 0o600
 
 
+CREDENTIALS = ("api_write_token", "api_read_token", "frontend_admin_password",
+               "frontend_session_key", "frontend_users")
+
+
+def test_generated_credentials_are_private_required_and_never_shown(target, first, second):
+    import urllib3
+
+    found = {name: (target.data / "secrets" / name).read_text().strip() for name in CREDENTIALS}
+    for name in CREDENTIALS:
+        assert (target.data / "secrets" / name).stat().st_mode & 0o777 == 0o600, name
+    user, _, hashed = found.pop("frontend_users").partition(":")
+    assert user == "admin" and hashed.startswith("$argon2id$")
+    values = [*found.values(), hashed]
+    assert all(len(v) >= 24 for v in values)
+    for value in values:
+        for label, run in target.runs.items():
+            assert value not in run.stdout + run.stderr, f"a credential in {label}'s output"
+        for log in (target.data / "log").iterdir():
+            assert value not in log.read_text(errors="replace"), f"a credential in {log}"
+        # Never in a command line, never in a process's environment: only in the 0600 files.
+        for proc in Path("/proc").glob("[0-9]*"):
+            for listing in ("cmdline", "environ"):
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError,
+                                         PermissionError):
+                    assert value.encode() not in (proc / listing).read_bytes(), proc / listing
+    # The services take them: the API refuses requests without a token, the frontend without
+    # a login; the write token and the admin password work (the smoke test used them too).
+    ca = target.data / "tls" / "ca.crt"  # the target serves HTTPS unless kube_face_local_tls
+    scheme = "https" if ca.exists() else "http"
+    http = urllib3.PoolManager(retries=False, ca_certs=str(ca) if ca.exists() else None)
+    api = f"{scheme}://127.0.0.1:{target.ports['receiver']}"
+    assert http.request("GET", api + "/images").status == 401
+    assert http.request("GET", api + "/images", headers={
+        "Authorization": f"Bearer {found['api_read_token']}"}).status == 200
+    assert http.request("POST", api + "/image/post", body=b'{"path": "x.jpg"}', headers={
+        "Authorization": f"Bearer {found['api_read_token']}"}).status == 403
+    site = f"{scheme}://127.0.0.1:{target.ports['frontend']}"
+    assert http.request("GET", site + "/").status == 401
+    assert http.request("GET", site + "/healthz").status == 200
+
+
 def test_services_database_user_has_data_privileges_on_kube_only(target, first):
     conn = pymysql.connect(host="127.0.0.1", port=target.ports["mysql"], user="kubeface",
                            password=target.password("kubeface"), database="kube",
