@@ -74,7 +74,8 @@ mkdir -p "$HOME_T"
 # build then fails TLS verification.
 inns() {
   nsenter --net="/run/netns/$NETNS" env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE HOME="$HOME_T" DOCKER_HOST="$NS_DOCKER" \
-    PATH="$HOME_T/.local/bin:$PATH" KUBE_FACE_CACHE="$KUBE_FACE_CACHE" ANSIBLE_FORCE_COLOR=0 DOCKER_BUILDKIT=0 "$@"
+    PATH="$HOME_T/.local/bin:$PATH" KUBE_FACE_CACHE="$KUBE_FACE_CACHE" ANSIBLE_FORCE_COLOR=0 DOCKER_BUILDKIT=0 \
+    ANSIBLE_ASYNC_DIR="$HOME_T/.ansible_async" "$@"
 }
 kubectl() { inns "$HOME_T/.local/bin/kubectl" --context "$PROFILE" "$@"; }
 minikube() { inns "$HOME_T/.local/bin/minikube" "$@"; }
@@ -164,8 +165,9 @@ k8s_nsq_image: kube-face-nsq-standin:v1.3.0
 k8s_face_min_replicas: 1
 k8s_processor_min_replicas: 1
 k8s_face_resources: {requests: {cpu: 200m, memory: 768Mi}, limits: {cpu: "2", memory: 1536Mi}}
-# Ansible's template and copy modules expand a destination's "~" to the user's home from the
-# password database (/root here), not HOME: the test's HOME is another folder, so name it.
+# Ansible's template and copy modules (and async_status, hence ANSIBLE_ASYNC_DIR above) expand
+# "~" to the user's home from the password database (/root here), not HOME: the test's HOME is
+# another folder, so name it.
 k8s_common_manifest_dir: $HOME_T/.cache/kube-face/manifests/$PROFILE/$NS
 k8s_common_tls_dir: $HOME_T/.kube-face/$PROFILE/$NS/tls
 EOF
