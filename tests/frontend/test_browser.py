@@ -109,8 +109,9 @@ def test_end_to_end_post_watch_the_table_and_open_an_image(browser, service_env,
                 r["status"] not in (Status.PENDING.words, Status.PROCESSING.words)
                 for r in rows.values())
 
+        # A page half parsed while it reloads may show a row without its cells yet.
         WebDriverWait(browser, 300, poll_frequency=1,
-                      ignored_exceptions=[WebDriverException]).until(settled)
+                      ignored_exceptions=[WebDriverException, IndexError]).until(settled)
         browser.get(frontend.url + "/")  # the last reload: no refresh once all is settled
         assert browser.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]') == []
         rows = table(browser)
