@@ -23,6 +23,7 @@ from tests.support.local_target import (
     gone,
     scratch_target,
     task_result,
+    tasks,
 )
 from tests.support.procs import port_open
 
@@ -177,6 +178,34 @@ def test_services_database_user_has_data_privileges_on_kube_only(target, first):
     with pytest.raises(pymysql.err.OperationalError):
         pymysql.connect(host="127.0.0.1", port=target.ports["mysql"], user="root", password="",
                         connect_timeout=5)
+
+
+def running_pids(target: Target) -> dict[str, int]:
+    """{program: pid} from supervisorctl status, every program RUNNING."""
+    lines = target.supervisorctl("status").stdout.splitlines()
+    pids = {line.split()[0]: int(line.split("pid ")[1].split(",")[0]) for line in lines
+            if " RUNNING " in line}
+    assert set(pids) == PROGRAMS, lines
+    return pids
+
+
+def test_a_changed_configuration_restarts_its_programs_and_nothing_else(target, check):
+    """The restart handler: a run that changes the services' environment restarts the
+    services (once each), and MariaDB and NSQ, whose configuration did not change, keep running."""
+    before = running_pids(target)
+    env = {**target.vars["kube_face_local_env"], "LOG_LEVEL": "DEBUG"}
+    report = target.play("reconfigure", "site.yml", "-e", json.dumps({"kube_face_local_env": env}),
+                         "-e", "kube_face_local_smoke_test=false")
+    after = running_pids(target)
+    restarted = {name for name in PROGRAMS if after[name] != before[name]}
+    assert restarted == {"face-service", "processor", "receiver", "frontend", "retry"}
+    handler = "Supervisor | Restart the programs whose configuration changed"
+    restarts = [r["item"] for task in tasks(report) if task["task"]["name"].endswith(handler)
+                for r in task["hosts"]["localhost"].get("results", [])]
+    assert sorted(restarts) == sorted(restarted)
+    # Back to the module's configuration: the services restart once more, the rest does not.
+    target.play("reconfigure-back", "site.yml", "-e", "kube_face_local_smoke_test=false")
+    assert {n for n, pid in running_pids(target).items() if pid != after[n]} == restarted
 
 
 def test_teardown_stops_everything_and_removes_data_only_when_asked(target, first, second,
