@@ -35,12 +35,15 @@ pytestmark = [
                        reason="needs the kept minikube cluster: KUBE_FACE_CLUSTER_TESTS=1 (root)"),
 ]
 
-# Runs in each probe pod: connect to every target at once, print {target: outcome}.
-PROBE = textwrap.dedent("""
-    import json, socket, sys
+# Runs in each probe pod: connect to every target at once, print {target: outcome}. A target is
+# tried again until it opens or WINDOW seconds pass: the agent knows a new pod by its IP only once
+# the pod's status reaches it through the API server, and drops what comes from an IP it does not
+# know yet (on a loaded node, for several seconds).
+WINDOW = 60
+PROBE = textwrap.dedent(f"""
+    import json, socket, sys, time
     from concurrent.futures import ThreadPoolExecutor
-    def connect(target):
-        host, port = target.rsplit(":", 1)
+    def attempt(host, port):
         try:
             socket.create_connection((host, int(port)), timeout=4).close()
             return "open"
@@ -48,6 +51,14 @@ PROBE = textwrap.dedent("""
             return "timeout"
         except OSError as exc:
             return type(exc).__name__
+    def connect(target):
+        host, port = target.rsplit(":", 1)
+        deadline = time.monotonic() + {WINDOW}
+        while True:
+            outcome = attempt(host, port)
+            if outcome == "open" or time.monotonic() > deadline:
+                return outcome
+            time.sleep(1)
     targets = sys.argv[1:]
     with ThreadPoolExecutor(len(targets)) as pool:
         print("PROBE " + json.dumps(dict(zip(targets, pool.map(connect, targets)))))
