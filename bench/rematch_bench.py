@@ -8,7 +8,8 @@ Both in one run, on one real MariaDB:
 * re-detect: every ``unknown`` image re-queued to be detected again (what ``kubeface retry
   --rematch`` still does for images whose encodings are not stored) on the sample photos
   copied ``--rounds`` times, every one of them made ``unknown`` first, through nsqd, the
-  processor and the face service (dlib): from the re-queue to the last result written. Seconds per image are measured, and scaled to ``--faces`` images.
+  processor and the face service (dlib): from the re-queue to the last result written.
+  Seconds per image are measured, and scaled to ``--faces`` images.
 * re-match: ``--faces`` stored faces (one per image; encodings drawn around 1,000 identities
   with the spread of dlib's, 100 of them already known), then one new person is created, given
   a photo, and every stored face is matched again (:func:`kubeface.core.matching.rematch`):
