@@ -14,7 +14,8 @@ from typing import ClassVar
 
 import pytest
 
-from tests.support.procs import ROOT, ansible_playbook
+from tests.support.procs import ROOT, ansible_playbook, wait_for
+from tests.support.web import WRITE_TOKEN
 
 ROLE = ROOT / "roles" / "k8s_rollout"
 _spec = importlib.util.spec_from_file_location("rollout", ROLE / "filter_plugins" / "rollout.py")
@@ -122,11 +123,13 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def run_client(url: str, stop_file: Path, max_seconds: float = 30) -> dict:
+def run_client(url: str, stop_file: Path, max_seconds: float = 30,
+               token_file: Path | None = None) -> dict:
     result = subprocess.run(
         [sys.executable, str(ROLE / "files" / "post_during_rollout.py"), f"--url={url}",
          "--path=unknown0001.jpg", f"--stop-file={stop_file}", "--interval=0.01",
-         f"--max-seconds={max_seconds}", "--timeout=2"],
+         f"--max-seconds={max_seconds}", "--timeout=2",
+         *([f"--token-file={token_file}"] if token_file else [])],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -178,14 +181,32 @@ def test_scale_refuses_an_unknown_service_before_touching_a_cluster():
     assert "MySQL has one" in result.stdout
 
 
+def answered(receiver) -> float:
+    """Posts the receiver has answered 2xx, from its own metrics."""
+    text = receiver.call("GET", "/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("kubeface_http_requests_total{")
+               and 'route="/image/post"' in line and 'code="2' in line)
+
+
 def test_the_client_against_the_real_receiver_counts_its_stop(receiver, tmp_path):
-    """The article's call is accepted by the real receiver (NSQ and MariaDB behind it); when the
-    receiver process stops mid-run, every post after that is counted as failed."""
+    """The article's call, with the write token from a file, is accepted by the real receiver
+    (NSQ and MariaDB behind it); when the receiver process stops mid-run, every post after that
+    is counted as failed."""
     stop = tmp_path / "stop"
-    threading.Timer(1.5, receiver.stop).start()
-    threading.Timer(2.5, stop.touch).start()
-    summary = run_client(receiver.url, stop)
-    assert summary["ok"] > 5, summary
+    token = tmp_path / "token"
+    token.write_text(WRITE_TOKEN + "\n")
+
+    def stop_mid_run():
+        # Once the client has had some answers, not after a fixed time: a loaded machine may
+        # start the client slowly.
+        wait_for(lambda: answered(receiver) >= 10, "the client's first posts", timeout=60)
+        receiver.stop()
+        threading.Timer(1.0, stop.touch).start()
+
+    threading.Thread(target=stop_mid_run, daemon=True).start()
+    summary = run_client(receiver.url, stop, token_file=token)
+    assert summary["ok"] >= 10, summary
     assert summary["failed"] > 0 and summary["failures"].get("ConnectionRefusedError"), summary
     assert set(summary["failures"]) <= {"ConnectionRefusedError", "ConnectionResetError",
                                         "RemoteDisconnected"}, summary

@@ -20,12 +20,15 @@ from collections import Counter
 from pathlib import Path
 
 
-def post(url: str, body: bytes, timeout: float, context: ssl.SSLContext | None = None) -> str:
+def post(url: str, body: bytes, timeout: float, context: ssl.SSLContext | None = None,
+         token: str = "") -> str:
     """``ok`` for a 2xx answer, else what went wrong (``http 503``, ``ConnectionRefusedError``)."""
     # The article's curl call: a JSON body sent as a form (curl -d's default content type).
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(  # noqa: S310 (main() accepts http and https URLs only)
-        url, data=body, method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout,  # noqa: S310
                                     context=context) as answer:
@@ -40,13 +43,13 @@ def post(url: str, body: bytes, timeout: float, context: ssl.SSLContext | None =
 
 
 def run(url: str, path: str, stop_file: Path, interval: float, max_seconds: float,
-        timeout: float, context: ssl.SSLContext | None = None) -> dict:
+        timeout: float, context: ssl.SSLContext | None = None, token: str = "") -> dict:
     body = json.dumps({"path": path}).encode()
     outcomes: Counter[str] = Counter()
     first_failures: list[str] = []
     started = time.monotonic()
     while not stop_file.exists() and time.monotonic() - started < max_seconds:
-        outcome = post(url, body, timeout, context)
+        outcome = post(url, body, timeout, context, token)
         outcomes[outcome] += 1
         if outcome != "ok" and len(first_failures) < 10:
             first_failures.append(f"{time.monotonic() - started:.1f}s: {outcome}")
@@ -75,12 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=5, help="seconds one request may take")
     parser.add_argument("--cacert", default="",
                         help="CA certificate an https:// receiver is verified against")
+    parser.add_argument("--token-file", type=Path,
+                        help="file holding the receiver's write token (API_TOKENS)")
     args = parser.parse_args(argv)
     if not args.url.startswith(("http://", "https://")):
         parser.error(f"--url must be an http:// or https:// URL, got {args.url!r}")
     context = ssl.create_default_context(cafile=args.cacert) if args.cacert else None
+    token = args.token_file.read_text().strip() if args.token_file else ""
     summary = run(args.url.rstrip("/") + "/image/post", args.path, args.stop_file,
-                  args.interval, args.max_seconds, args.timeout, context)
+                  args.interval, args.max_seconds, args.timeout, context, token)
     print(json.dumps(summary))
     return 0
 
