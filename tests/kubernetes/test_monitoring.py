@@ -71,3 +71,23 @@ def test_the_monitors_select_what_serves_metrics(monitored):
     for name in pods:
         assert pod_monitor["spec"]["podMetricsEndpoints"][0]["port"] in _ports(
             _pod(monitored, name))
+
+
+def _tls_secret(rendered: Rendered, name: str) -> str:
+    volumes = _pod(rendered, name)["spec"]["volumes"]
+    return next(v["secret"]["secretName"] for v in volumes
+                if "secret" in v and "tls" in v["secret"]["secretName"])
+
+
+def test_the_service_monitor_scrapes_over_https_verified_by_the_deployment_ca(
+        monitored, tmp_path_factory):
+    (endpoint,) = monitored.of_kind("ServiceMonitor")[0]["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    ca = endpoint["tlsConfig"]["ca"]["secret"]
+    assert (ca["name"], ca["key"]) == (_tls_secret(monitored, "receiver"), "ca.crt")
+    assert _tls_secret(monitored, "frontend") == ca["name"]
+    assert endpoint["tlsConfig"]["serverName"] == "receiver.kf-monitoring.svc"
+    plain = render_roles(tmp_path_factory.mktemp("k8s-monitoring-plain"),
+                         {**MINIMAL, "k8s_monitoring_enabled": True, "k8s_common_tls": False})
+    (endpoint,) = plain.of_kind("ServiceMonitor")[0]["spec"]["endpoints"]
+    assert "scheme" not in endpoint and "tlsConfig" not in endpoint
