@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import tarfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
+import urllib3
 
 from tests.support.local_target import Target, scratch_target
+from tests.support.web import log_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -34,16 +35,24 @@ def contents(target: Target) -> dict[str, list[dict]]:
 
 
 def frontend_page(target: Target) -> str:
-    url = f"http://127.0.0.1:{target.ports['frontend']}/"
+    """The table as the admin sees it: over HTTPS verified by the deployment's CA, logged in
+    with the generated password."""
+    http = urllib3.PoolManager(retries=False, timeout=10,
+                               ca_certs=str(target.data / "tls" / "ca.crt"))
+    site = f"https://127.0.0.1:{target.ports['frontend']}"
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=10) as reply:
-                return reply.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+            if http.request("GET", site + "/healthz").status == 200:
+                break
+        except urllib3.exceptions.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the frontend did not answer /healthz"
+        time.sleep(1)
+    session = log_in(http, site, "admin", target.password("frontend_admin_password"))
+    page = http.request("GET", site + "/", headers={"Cookie": f"kubeface_session={session}"})
+    assert page.status == 200, page.status
+    return page.data.decode()
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,20 @@ def cookie_of(headers: Any, name: str) -> str | None:
     return None
 
 
+def log_in(http: urllib3.PoolManager, site: str, user: str, password: str) -> str:
+    """Log in to the frontend at ``site`` through its login form, as a browser does (the CSRF
+    cookie and field first); the session cookie's value."""
+    page = http.request("GET", site + "/login", redirect=False)
+    csrf = cookie_of(page.headers, "kubeface_csrf")
+    assert page.status == 200 and csrf, (page.status, page.data[:300])
+    form = urlencode({"name": user, "password": password, "csrf": csrf})
+    reply = http.request("POST", site + "/login", body=form.encode(), redirect=False, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": f"kubeface_csrf={csrf}"})
+    session = cookie_of(reply.headers, "kubeface_session")
+    assert reply.status == 303 and session, (reply.status, reply.data[:300])
+    return session
+
+
 @dataclass
 class Reply:
     status: int
@@ -105,16 +119,7 @@ class WebService(KubefaceProcess):
 
     def login(self, user: str, password: str) -> str:
         """Log in through the login form; the session cookie's value."""
-        page = self.call("GET", "/login", auth=False)
-        csrf = cookie_of(page.headers, "kubeface_csrf")
-        assert page.status == 200 and csrf, (page.status, page.text[:300])
-        form = urlencode({"name": user, "password": password, "csrf": csrf})
-        reply = self.call("POST", "/login", form, {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Cookie": f"kubeface_csrf={csrf}"}, auth=False)
-        session = cookie_of(reply.headers, "kubeface_session")
-        assert reply.status == 303 and session, (reply.status, reply.text[:300])
-        return session
+        return log_in(self.http, self.url, user, password)
 
     def auth_headers(self) -> dict[str, str]:
         """What the client sends by default: a write token, or the session cookie."""
