@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.procs import ROOT, ansible_playbook, wait_for
 from tests.support.web import WRITE_TOKEN
@@ -184,9 +185,9 @@ def test_scale_refuses_an_unknown_service_before_touching_a_cluster():
 def answered(receiver) -> float:
     """Posts the receiver has answered 2xx, from its own metrics."""
     text = receiver.call("GET", "/metrics").text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("kubeface_http_requests_total{")
-               and 'route="/image/post"' in line and 'code="2' in line)
+    return sum(s.value for family in text_string_to_metric_families(text)
+               for s in family.samples if s.name == "kubeface_http_requests_total"
+               and s.labels.get("route") == "/image/post" and s.labels["code"].startswith("2"))
 
 
 def test_the_client_against_the_real_receiver_counts_its_stop(receiver, tmp_path):
