@@ -7,12 +7,26 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from kubeface.core import web
+from tests.support import tls
 from tests.support.hostile import answered_within, slow_clients
 from tests.support.procs import ROOT, free_port, wait_for
 from tests.support.rows import add_image
+from tests.support.web import WebService
+from tests.support.web_fixtures import served_over
+
+
+@pytest.fixture(params=["http", "https"])
+def any_frontend(request, service_env, db, tmp_path) -> Iterator[WebService]:
+    """The frontend over plain HTTP, and over HTTPS with a certificate from a test CA."""
+    service = served_over(request.param, "frontend", service_env, tmp_path)
+    yield service.start()
+    service.stop()
 
 
 def test_a_fifo_in_the_image_root_blocks_no_thread(frontend, db, image_dirs):
@@ -33,16 +47,22 @@ def test_a_fifo_in_the_image_root_blocks_no_thread(frontend, db, image_dirs):
     assert answered_within(frontend.url + "/healthz", 1.0).status == 200
 
 
-def test_slow_clients_hold_no_worker_and_are_cut_off(frontend, db):
-    # 200 connections trickle a byte every 2 s; the frontend has 8 worker threads.
+def test_slow_clients_hold_no_worker_and_are_cut_off(any_frontend, db):
+    # 200 connections trickle a byte every 2 s; the frontend has 8 worker threads. Over TLS a
+    # third never finish their handshake, whose every step is read by the one thread that
+    # accepts.
+    frontend, ca = any_frontend, any_frontend.ca_file
+    context = tls.client_context(ca) if ca else None
     add_image(db, "a.jpg", "pending")
-    with slow_clients(frontend.port, 200) as slow:
+    with slow_clients(frontend.port, 200, tls=context) as slow:
         for _ in range(3):
-            assert answered_within(frontend.url + "/healthz", 1.0).status == 200
-            page = answered_within(frontend.url + "/", 1.0, headers=frontend.auth_headers())
+            assert answered_within(frontend.url + "/healthz", 1.0, ca_file=ca).status == 200
+            page = answered_within(frontend.url + "/", 1.0, headers=frontend.auth_headers(),
+                                   ca_file=ca)
             assert page.status == 200 and b"a.jpg" in page.data
-        assert slow.still_open() > 150
+        assert slow.still_open() > 150  # they were really held while the others got in
         wait_for(lambda: slow.still_open() == 0, "slow clients cut off", 25)
+    assert answered_within(frontend.url + "/healthz", 1.0, ca_file=ca).status == 200
 
 
 SERVE_BLOCKING = """

@@ -18,6 +18,7 @@ from tests.support import tls
 from tests.support.hostile import answered_within, slow_clients
 from tests.support.procs import wait_for
 from tests.support.web import AUTH, WebService
+from tests.support.web_fixtures import served_over
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -25,12 +26,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 @pytest.fixture(params=["http", "https"])
 def any_receiver(request, service_env, db, tmp_path) -> Iterator[WebService]:
     """The receiver over plain HTTP, and over HTTPS with a certificate from a test CA."""
-    if request.param == "http":
-        service = WebService("receiver", service_env, tmp_path / "receiver.log")
-    else:
-        certs = tls.make(tmp_path / "tls")
-        service = WebService("receiver", {**service_env, **certs.env()},
-                             tmp_path / "receiver.log", ca_file=certs.ca)
+    service = served_over(request.param, "receiver", service_env, tmp_path)
     yield service.start()
     service.stop()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubeface.core.db import Database
+from tests.support import tls
 from tests.support.web import PASSWORD, USER, WebService
 
 
@@ -26,6 +27,16 @@ def frontend(service_env: dict[str, str], db: Database, tmp_path: Path) -> Itera
     service = WebService("frontend", service_env, tmp_path / "frontend.log").start()
     yield service
     service.stop()
+
+
+def served_over(scheme: str, command: str, env: dict[str, str], tmp_path: Path) -> WebService:
+    """``kubeface <command>`` over plain HTTP (``scheme`` "http"), or over HTTPS with a
+    certificate from a new test CA (not started)."""
+    log = tmp_path / f"{command}.log"
+    if scheme == "http":
+        return WebService(command, env, log)
+    certs = tls.make(tmp_path / "tls")
+    return WebService(command, {**env, **certs.env()}, log, ca_file=certs.ca)
 
 
 CHROMIUM = "/usr/bin/chromium"
