@@ -16,6 +16,7 @@ import pytest
 
 from kubeface.core import config, schema
 from kubeface.core.db import Database
+from tests.support import minikube_e2e, tls
 from tests.support.mariadb import MariaDB
 from tests.support.nsq import Nsq
 from tests.support.procs import ROOT
@@ -26,6 +27,15 @@ pytest_plugins: list[str] = ["tests.support.web_fixtures", "tests.support.face_f
 
 ARTIFACTS = ROOT / ".artifacts"
 _db_numbers = itertools.count(1)
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    minikube_e2e.schedule(config, items)
+
+
+def pytest_sessionfinish() -> None:
+    minikube_e2e.RUN.stop()  # a run the session did not wait for (interrupted, -x)
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +62,11 @@ def database_name(mariadb: MariaDB) -> Iterator[str]:
 
 
 @pytest.fixture
-def nsq(tmp_path: Path) -> Iterator[Nsq]:
-    daemons = Nsq(tmp_path / "nsq").start()
+def nsq(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Nsq]:
+    """nsqlookupd and nsqd; parametrized indirectly with "tls", nsqd requires TLS and a client
+    certificate, and ``service_env`` gives the services theirs."""
+    certs = tls.make(tmp_path / "nsq-tls") if getattr(request, "param", "plain") == "tls" else None
+    daemons = Nsq(tmp_path / "nsq", certs).start()
     yield daemons
     daemons.stop()
 

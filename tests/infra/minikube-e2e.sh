@@ -5,19 +5,26 @@
 # then, inside that namespace:
 #   ansible-playbook site.yml -e @airgap.yml   (+ this machine's test settings, below)
 # and checks: every Deployment available and pod Ready, the smoke test through `minikube ip` and
-# the NodePorts, a second run with changed=0, rolling_update.yml building and rolling a new tag
-# while a client posts (0 failed requests), a never-ready tag rolled back with k8s_rollback,
-# playbooks/scale.yml, teardown.yml keeping and then deleting the data, and `minikube delete`
+# the NodePorts; the cluster tests on that deployment (tests/cluster/test_policies.py: every
+# NetworkPolicy both ways; test_killed_midstream.py: pods deleted mid-stream, nothing lost); a
+# second run with changed=0; backup.yml, teardown.yml deleting the data, a fresh site.yml and
+# restore.yml bringing every row back; rolling_update.yml building and rolling a new tag while a
+# client posts (0 failed requests); a never-ready tag rolled back with k8s_rollback;
+# playbooks/scale.yml; teardown.yml keeping and then deleting the data; and `minikube delete`
 # leaving no container, network, volume or process behind.
 #
 # Test settings, beyond airgap.yml (this machine, not the product):
 #   - the node image is the kit's plus runc-nosysres, set as the node's docker runtime: this
 #     sandbox's capability bounding set lacks CAP_SYS_RESOURCE (see runc-nosysres/main.go);
 #   - 2 CPUs and smaller requests (a 2-core machine);
+#   - the kit's NetworkPolicy CNI instead of Calico, whose images cannot be built here
+#     (KUBE_FACE_E2E_NETPOL=0: minikube's bridge, which enforces no policy; the policy test is
+#     then left out);
 #   - --force: CI runs as root, and minikube's docker driver refuses root without it;
 #   - MySQL and NSQ are the local stand-ins (the official images cannot be pulled here), built by
 #     tests/images/build_images.yml and handed to minikube's image cache.
-# Environment: KUBE_FACE_CACHE; KUBE_FACE_E2E_KEEP=1 leaves the cluster running at the end (or
+# Environment: KUBE_FACE_CACHE; KUBE_FACE_E2E_KILL_STEPS (the pods deleted mid-stream, in order;
+# default all five; "none" leaves the test out); KUBE_FACE_E2E_KEEP=1 leaves the cluster running at the end (or
 # where it failed); KUBE_FACE_E2E_STOP_AFTER=deploy stops with success after the first site.yml
 # and its checks and keeps the cluster, for other tests (see tests/infra/README.md).
 # A kept cluster is described by .artifacts/minikube-e2e/cluster.env and removed by
@@ -35,7 +42,7 @@ ART="$ROOT/.artifacts/minikube-e2e"
 SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
 
 # down [ENV_FILE]: remove a kept cluster: its minikube profile, the namespace's dockerd and the
-# namespace, the images engine if this run started it, and put back the kernel tunables.
+# namespace, and put back the kernel tunables.
 if [ "${1:-}" = down ]; then
   env_file=${2:-$ART/cluster.env}
   [ -f "$env_file" ] || die "no $env_file: nothing kept"
@@ -44,7 +51,6 @@ if [ "${1:-}" = down ]; then
   nsenter --net="/run/netns/${E[NETNS]}" env HOME="${E[HOME]}" DOCKER_HOST="${E[DOCKER_HOST]}" \
     "${E[HOME]}/.local/bin/minikube" delete --profile "${E[PROFILE]}" >&2 || log "minikube delete failed"
   "$INFRA/netns-dockerd.sh" stop "${E[WORK]}/docker" "${E[NETNS]}" >&2
-  [ "${E[IMAGES_DOCKERD]:-0}" = 1 ] && "$ROOT/scripts/images/dockerd.sh" stop >&2
   for kv in ${E[SYSCTLS]}; do sysctl -qw "$kv"; done
   rm -rf "${E[WORK]}" "$env_file"
   log "removed the kept cluster (netns ${E[NETNS]})"
@@ -92,7 +98,9 @@ cleanup() {
   else
     [ -n "${NS_DOCKER:-}" ] && minikube delete --profile "$PROFILE" >>"$ART/down.log" 2>&1
     "$INFRA/netns-dockerd.sh" stop "$WORK/docker" "$NETNS" >>"$ART/down.log" 2>&1
-    [ "$DOCKERD_STARTED" = 1 ] && "$ROOT/scripts/images/dockerd.sh" stop >>"$ART/down.log" 2>&1
+    if [ "$DOCKERD_STARTED" = 1 ] && flock -xn "$ENGINE_LOCK"; then
+      "$ROOT/scripts/images/dockerd.sh" stop >>"$ART/down.log" 2>&1
+    fi
     rm -rf "$WORK" "$ART/cluster.env"
     # The node's kubelet sets these machine-wide; put them back.
     for s in $SYSCTLS; do sysctl -qw "$s=${SAVED[$s]}"; done
@@ -113,6 +121,10 @@ log "kit built in $(( $(date +%s) - t )) s"
 # images test's engine (it has the network); the stand-ins go to minikube's image cache.
 t=$(date +%s)
 if [ -z "${DOCKER_HOST:-}" ]; then
+  # Each user of that engine holds a shared lock (as tests/images does): the last one stops it.
+  mkdir -p "$KUBE_FACE_CACHE/docker"
+  exec {ENGINE_LOCK}>"$KUBE_FACE_CACHE/docker/users.lock"
+  flock -s "$ENGINE_LOCK"
   "$ROOT/scripts/images/dockerd.sh" status >/dev/null 2>&1 || DOCKERD_STARTED=1
   DOCKER_HOST=$("$ROOT/scripts/images/dockerd.sh" start 2>"$ART/dockerd.log"); export DOCKER_HOST
 fi
@@ -126,6 +138,15 @@ for i in "${STANDINS[@]}"; do docker save -o "$WORK/standins/${i//:/_}" "$i" || 
 "$PY" "$ROOT/scripts/sample_images.py" --known "$WORK/samples/known" --unknown "$WORK/samples/unknown" \
   >"$ART/samples.log" 2>&1 || { tail -n 20 "$ART/samples.log" >&2; die "sample photos failed"; }
 log "images built and saved, sample photos cached in $(( $(date +%s) - t )) s"
+# The images engine is not needed any more: stop it if this run started it and nobody else uses it.
+if [ -n "${ENGINE_LOCK:-}" ]; then
+  if [ "$DOCKERD_STARTED" = 1 ] && flock -xn "$ENGINE_LOCK"; then
+    "$ROOT/scripts/images/dockerd.sh" stop >>"$ART/dockerd.log" 2>&1
+  fi
+  exec {ENGINE_LOCK}>&-
+fi
+DOCKERD_STARTED=0
+unset DOCKER_HOST
 
 # --- The namespace, its dockerd, the kit installed ---------------------------------------------
 t=$(date +%s)
@@ -150,7 +171,6 @@ PROFILE=$PROFILE
 NAMESPACE=$NS
 DOCKER_HOST=$NS_DOCKER
 WORK=$WORK
-IMAGES_DOCKERD=$DOCKERD_STARTED
 SYSCTLS=$(for s in $SYSCTLS; do printf '%s=%s ' "$s" "${SAVED[$s]}"; done)
 EOF
 
@@ -165,6 +185,10 @@ k8s_nsq_image: kube-face-nsq-standin:v1.3.0
 k8s_face_min_replicas: 1
 k8s_processor_min_replicas: 1
 k8s_face_resources: {requests: {cpu: 200m, memory: 768Mi}, limits: {cpu: "2", memory: 1536Mi}}
+EOF
+NETPOL=${KUBE_FACE_E2E_NETPOL:-1}
+[ "$NETPOL" = 1 ] && echo "k8s_cluster_minikube_cni: $HOME_T/.minikube/kube-face/netpol-cni.yaml" >> "$WORK/ci-vars.yml"
+cat >> "$WORK/ci-vars.yml" <<EOF
 # Ansible's template and copy modules (and async_status, hence ANSIBLE_ASYNC_DIR above) expand
 # "~" to the user's home from the password database (/root here), not HOME: the test's HOME is
 # another folder, so name it.
@@ -203,16 +227,70 @@ for p in json.load(sys.stdin)["items"]:
 [ -z "$notready" ] || die "pods not Ready: $notready"
 grep -q 'TASK \[smoke_test : Smoke test | Check every image' "$ART/site-1.log" || die "the smoke test did not run"
 grep -q 'Cluster | Build the images with the images role' "$ART/site-1.log" || die "the images were not built by site.yml"
-log "every pod Ready; smoke test passed through $(grep -o 'http://[0-9.]*:30800' "$ART/site-1.log" | head -n 1)"
+log "every pod Ready; smoke test passed through $(grep -oE 'https?://[0-9.]+:30800' "$ART/site-1.log" | head -n 1)"
 kubectl top nodes >/dev/null 2>&1 && log "metrics-server answers (kubectl top nodes)" || log "metrics-server: no metrics yet"
 if [ "${KUBE_FACE_E2E_STOP_AFTER:-}" = deploy ]; then
   log "KUBE_FACE_E2E_STOP_AFTER=deploy: deployed, kept for other tests ($ART/cluster.env)"
   exit 0
 fi
 
+# --- The cluster tests, on this deployment -------------------------------------------------------
+KILL_STEPS=${KUBE_FACE_E2E_KILL_STEPS:-face,processor,nsqd-0,mysql-0,receiver}
+CLUSTER_TESTS=()
+[ "$NETPOL" = 1 ] && CLUSTER_TESTS+=(tests/cluster/test_policies.py)
+[ "$KILL_STEPS" != none ] && CLUSTER_TESTS+=(tests/cluster/test_killed_midstream.py)
+if [ "${#CLUSTER_TESTS[@]}" -gt 0 ]; then
+  t=$(date +%s)
+  log "cluster tests: ${CLUSTER_TESTS[*]} (pods deleted: $KILL_STEPS)"
+  KUBE_FACE_CLUSTER_TESTS=1 KUBE_FACE_CLUSTER_ENV="$ART/cluster.env" KUBE_FACE_KILL_STEPS="$KILL_STEPS" \
+    "$PY" -m pytest -p no:cacheprovider -q -s "${CLUSTER_TESTS[@]}" >"$ART/cluster-tests.log" 2>&1 \
+    || { tail -n 60 "$ART/cluster-tests.log" >&2; die "cluster tests failed (full output: $ART/cluster-tests.log)"; }
+  sed -n '/^step  /,/ images posted in /p' "$ART/cluster-tests.log" >&2
+  log "cluster tests passed in $(( $(date +%s) - t )) s: $(tail -n 1 "$ART/cluster-tests.log")"
+fi
+
 log "site.yml, second run (must change nothing)"
 run_site site-2
 [ "$CHANGED" = 0 ] || die "the second site.yml run reported changed=$CHANGED (expected 0)"
+
+# --- Backup, teardown deleting the data, a fresh deployment, restore -----------------------------
+DB=$(awk '/^kube_face_db_name:/ {print $2}' "$ROOT/playbooks/group_vars/all/main.yml")
+# Every row of every table as mysqldump prints it (no date, rows one per line in key order): what
+# the restore must bring back, byte for byte. The password stays in the pod.
+db_dump() {
+  kubectl -n "$NS" exec mysql-0 -c mysql -- sh -c "MYSQL_PWD=\"\$MYSQL_ROOT_PASSWORD\" exec mysqldump \
+    --user=root --single-transaction --compact --skip-extended-insert --order-by-primary $DB"
+}
+count_images() { grep -c '^INSERT INTO `images`' || true; }
+t=$(date +%s)
+before=$(db_dump) || die "mysqldump in mysql-0 failed"
+images=$(count_images <<<"$before")
+[ "$images" -gt 0 ] || die "no images in the database to back up"
+inns "$PLAYBOOK" "$ROOT/playbooks/backup.yml" "${VARS[@]}" -e "kube_face_backup_dir=$WORK/backups" \
+  -e kube_face_backup_photos=true >"$ART/backup.log" 2>&1 || { tail -n 30 "$ART/backup.log" >&2; die "backup.yml failed"; }
+backups=("$WORK"/backups/kube-face-kubernetes-*.tar.gz)
+[ "${#backups[@]}" = 1 ] && [ -f "${backups[0]}" ] || die "expected one backup file, found: ${backups[*]}"
+BACKUP=${backups[0]}
+[ "$(stat -c %a "$BACKUP")" = 600 ] || die "$BACKUP is not mode 0600"
+tar -tzf "$BACKUP" | grep -qx './database.sql' || die "no database.sql in $BACKUP"
+photos=$(tar -tzf "$BACKUP" | grep -c '/known_people/.' || true)
+[ "$photos" -gt 0 ] || die "no known people's photos in $BACKUP"
+inns "$PLAYBOOK" "$ROOT/teardown.yml" "${VARS[@]}" -e kube_face_k8s_delete_data=true >"$ART/teardown-before-restore.log" 2>&1 \
+  || { tail -n 30 "$ART/teardown-before-restore.log" >&2; die "teardown.yml (delete data) failed"; }
+kubectl get namespace "$NS" >/dev/null 2>&1 && die "namespace $NS left after teardown with delete_data"
+run_site site-fresh -e k8s_common_smoke_test=false
+[ "$(db_dump | count_images)" = 0 ] || die "the fresh deployment already holds images"
+inns "$PLAYBOOK" "$ROOT/playbooks/restore.yml" "${VARS[@]}" -e "backup=$BACKUP" >"$ART/restore.log" 2>&1 \
+  || { tail -n 30 "$ART/restore.log" >&2; die "restore.yml failed"; }
+after=$(db_dump) || die "mysqldump after the restore failed"
+if [ "$before" != "$after" ]; then
+  diff <(printf '%s\n' "$before") <(printf '%s\n' "$after") >"$ART/restore.diff" || true
+  die "the restored database differs from the backed-up one ($ART/restore.diff)"
+fi
+# What the admin sees: the frontend, logged in, over HTTPS verified by the deployment's CA.
+inns "$PY" "$INFRA/frontend_shows.py" "$ART/cluster.env" "$HOME_T/.kube-face/$PROFILE/$NS/tls/ca.crt" \
+  >"$ART/restore-frontend.log" 2>&1 || { cat "$ART/restore-frontend.log" >&2; die "the frontend does not show the restored images"; }
+log "backup.yml ($images images, $photos photos), teardown deleting the data, site.yml, restore.yml: every row back, $(cat "$ART/restore-frontend.log") ($(( $(date +%s) - t )) s)"
 
 # --- Rolling update: built from the checkout into minikube's engine, then rolled --------------
 NEW_TAG=$VERSION-e2e
