@@ -11,6 +11,7 @@
 #   minikube and storage-provisioner   built from k8s.io/minikube (the provisioner's main is
 #                                      storage-provisioner/main.go: no leader election)
 #   kubeadm, kubelet, kubectl          for minikube's binary cache ($MINIKUBE_HOME/cache/linux/amd64/V)
+#                                      (k8s-build.sh, with etcd, CoreDNS, pause and the image packing)
 #   the control-plane and add-on images, tagged as kubeadm and minikube ask for them, for
 #                                      minikube's image cache ($MINIKUBE_HOME/cache/images/amd64)
 #   the node image                     kicbase-compatible, Debian bookworm, `docker import`ed
@@ -18,6 +19,7 @@
 #                                      `minikube start --cni=<minikube home>/kube-face/netpol-cni.yaml`
 #                                      (scripts/airgap/netpol/)
 # Environment (all optional): KUBE_FACE_CACHE, KUBE_FACE_K8S_VERSION (default v1.34.12),
+# KUBE_FACE_ETCD_VERSION (v3.6.16), KUBE_FACE_COREDNS_VERSION (v1.14.7),
 # KUBE_FACE_MINIKUBE_VERSION (v1.37.0), KUBE_FACE_BUILD_JOBS (1), KUBE_FACE_NICE (19),
 # KUBE_FACE_BIN_DIR (install: where minikube and kubectl go, ~/.local/bin), MINIKUBE_HOME
 # (install: ~/.minikube), KUBE_FACE_DEBIAN_MIRROR (the machine's apt mirror).
@@ -34,9 +36,9 @@ METRICS_SERVER_VERSION=v0.8.0
 # The node image's name in the engine (minikube start --base-image).
 KICBASE_IMAGE=${KUBE_FACE_KICBASE_IMAGE:-kube-face.local/kicbase:$MINIKUBE_VERSION}
 
-# The Kubernetes build (binaries, etcd, CoreDNS, pause, images' packing) is scripts/cluster's.
-# shellcheck source=../cluster/build.sh
-. "$HERE/../cluster/build.sh"
+# The Kubernetes build: binaries, etcd, CoreDNS, pause, the images' packing.
+# shellcheck source=k8s-build.sh
+. "$HERE/k8s-build.sh"
 KIT="$CACHE/airgap"
 KBIN="$KIT/bin"
 KIMG="$KIT/images"
@@ -195,7 +197,7 @@ image_file() { local r=$1; echo "$KIMG/${r//:/_}"; }
 
 build_kit_images() {
   local key="images k8s=$K8S_VERSION $(cat "$BIN/.stamp-k8s" "$BIN/.stamp-k8s-node" "$BIN/.stamp-etcd" \
-    "$BIN/.stamp-coredns" "$KBIN/.stamp-storage-provisioner" "$KBIN/.stamp-metrics-server" "$ROOT/images/.stamp" \
+    "$BIN/.stamp-coredns" "$KBIN/.stamp-storage-provisioner" "$KBIN/.stamp-metrics-server" "$BIN/.stamp-pause" \
     | sha256sum | cut -c1-16)"
   if [ -f "$KIMG/.stamp" ] && [ "$(cat "$KIMG/.stamp")" = "$key" ]; then log "images: up to date"; return; fi
   local t ref proxy_root; t=$(now)
@@ -286,7 +288,7 @@ case $ACTION in
     build_k8s
     build_k8s_node
     build_k8s_bins k8s-kubeadm kubernetes-kubeadm kubeadm kubeadm
-    build_images
+    build_pause
     build_coredns
     build_kicbase
     build_kit_images

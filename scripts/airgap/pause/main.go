@@ -1,5 +1,5 @@
-// Command pause is the sandbox ("pause") container of the stage-2 node: no registry
-// is reachable here, so the image is built from this file. Like upstream's pause.c
+// Command pause is the kit's sandbox ("pause") image, packed under kubeadm's tag: no
+// registry is reachable offline, so the image is built from this file. Like upstream's pause.c
 // it holds the pod's namespaces, reaps orphaned children (it is PID 1 of the pod
 // when the PID namespace is shared) and exits 0 on SIGINT/SIGTERM.
 package main

@@ -1,33 +1,26 @@
-#!/usr/bin/env bash
-# Build the Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl), etcd and kwok/kwokctl from the Go module proxy into a
-# cache that later runs reuse; with KUBE_FACE_CLUSTER_NODE=real also the node parts.
-# Idempotent: a component whose binaries exist and whose build stamp matches is
-# skipped, so a warm run takes well under a second.
+# shellcheck shell=bash
+# The Kubernetes part of the offline kit, sourced by kit.sh (it runs nothing itself): the
+# Kubernetes commands, etcd, CoreDNS and the pause binary, built from the Go module proxy into a
+# cache that later runs reuse, and the packing of binaries as one-layer images.
+# A component whose binaries exist and whose stamp (versions, Go version, source hash) matches is
+# skipped, so a warm build takes well under a second.
 #
 # Environment (all optional):
-#   KUBE_FACE_CACHE        cache root (default ~/.cache/kube-face)
-#   KUBE_FACE_K8S_VERSION  k8s.io/kubernetes version (default v1.34.12)
-#   KUBE_FACE_ETCD_VERSION go.etcd.io/etcd/server/v3 version (default v3.6.16)
-#   KUBE_FACE_KWOK_VERSION sigs.k8s.io/kwok version (default v0.8.0)
-#   KUBE_FACE_CLUSTER_NODE real (or the argument --node): also build stage 2's node parts:
-#                          kubelet, kube-proxy, CoreDNS and the pause/hello/coredns images
+#   KUBE_FACE_CACHE           cache root (default ~/.cache/kube-face)
+#   KUBE_FACE_K8S_VERSION     k8s.io/kubernetes version (default v1.34.12)
+#   KUBE_FACE_ETCD_VERSION    go.etcd.io/etcd/server/v3 version (default v3.6.16)
 #   KUBE_FACE_COREDNS_VERSION github.com/coredns/coredns version (default v1.14.7)
-#   KUBE_FACE_BUILD_JOBS   go build -p (default 1: this is a shared 2-core box)
-#   KUBE_FACE_NICE         nice level for the compiler (default 19)
-#   GOMODCACHE / GOCACHE   default to $KUBE_FACE_CACHE/go/{mod,build}
-# Prints the bin directory on the last line of stdout. Sourced, it defines the build functions
-# and runs nothing (scripts/airgap/kit.sh builds the minikube kit with them).
-set -euo pipefail
+#   KUBE_FACE_BUILD_JOBS      go build -p (default 1: a 2-core machine stays usable)
+#   KUBE_FACE_NICE            nice level for the compiler (default 19)
+#   GOMODCACHE / GOCACHE      default to $KUBE_FACE_CACHE/go/{mod,build}
 
 K8S_VERSION=${KUBE_FACE_K8S_VERSION:-v1.34.12}
 ETCD_VERSION=${KUBE_FACE_ETCD_VERSION:-v3.6.16}
-KWOK_VERSION=${KUBE_FACE_KWOK_VERSION:-v0.8.0}
+COREDNS_VERSION=${KUBE_FACE_COREDNS_VERSION:-v1.14.7}
 CACHE=${KUBE_FACE_CACHE:-$HOME/.cache/kube-face}
 JOBS=${KUBE_FACE_BUILD_JOBS:-1}
 NICE=${KUBE_FACE_NICE:-19}
-NODE=${KUBE_FACE_CLUSTER_NODE:-kwok}
-[ "${BASH_SOURCE[0]}" = "$0" ] && [ "${1:-}" = --node ] && NODE=real
+K8S_BUILD_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 ROOT="$CACHE/k8s/$K8S_VERSION"
 BIN="$ROOT/bin"
@@ -35,7 +28,7 @@ SRC="$ROOT/src"
 
 if command -v go >/dev/null 2>&1; then GO=$(command -v go)
 elif [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go
-else echo "build.sh: no go toolchain found (need Go >= 1.26)" >&2; exit 1; fi
+else echo "k8s-build.sh: no go toolchain found (need Go >= 1.26)" >&2; exit 1; fi
 
 export GOMODCACHE=${GOMODCACHE:-$CACHE/go/mod}
 export GOCACHE=${GOCACHE:-$CACHE/go/build}
@@ -50,7 +43,7 @@ now() { date +%s; }
 T0=$(now)
 
 # One build at a time per cache (two builds, or CI and a person, may race). Released when
-# the process exits; scripts that source this file hold it too.
+# the process exits.
 build_lock() {
   exec 9>"$ROOT/.build.lock"
   if ! flock -n 9; then log "another build holds $ROOT/.build.lock; waiting"; flock 9; fi
@@ -76,7 +69,7 @@ install_bins() {
 # ---------------------------------------------------------------- Kubernetes
 # k8s_wrapper DIR PKG...: write a wrapper module in DIR (emptied first) that requires
 # k8s.io/kubernetes $K8S_VERSION with one replace per staging module, resolve PKG...
-# and set K8S_LDFLAGS (version stamping). Shared by the control plane and the node build.
+# and set K8S_LDFLAGS (version stamping).
 k8s_wrapper() {
   local dir=$1; shift
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
@@ -89,7 +82,9 @@ k8s_wrapper() {
   kk_mod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' <<<"$dl")
   kk_info=$(sed -n 's/^[[:space:]]*"Info": "\(.*\)",$/\1/p' <<<"$dl")
   [ -f "$kk_mod" ] || { log "could not fetch k8s.io/kubernetes@$K8S_VERSION go.mod"; exit 1; }
-  # Staging modules: required at v0.0.0 and replaced by ./staging/src/... in k/k's go.mod.
+  # Staging modules: required at v0.0.0 and replaced by ./staging/src/... in k/k's go.mod. Its
+  # replace block also names staging modules it does not require (sample-cli-plugin,
+  # sample-controller), which the proxy does not serve at the staging version.
   local staging
   staging=$(awk '/=> \.\/staging\/src\//{print $1}' "$kk_mod" | sort -u)
   local required
@@ -112,6 +107,7 @@ k8s_wrapper() {
   } > go.mod
   log "kubernetes: wrapper go.mod with $(echo "$staging" | wc -w) staging replaces ($staging_version)"
   log "kubernetes: resolving modules (go get)"
+  # Every package is named with its version: a bare `go get` would upgrade k/k to the newest release.
   nice -n "$NICE" "$GO" get "${@/%/@$K8S_VERSION}" >&2
   local commit="" date=""
   [ -f "$kk_info" ] && commit=$(sed -n 's/.*"Hash": *"\([0-9a-f]*\)".*/\1/p' "$kk_info" | head -1)
@@ -134,7 +130,7 @@ build_k8s_bins() {
   local staging_version="v0.${K8S_VERSION#v1.}"
   local key="$stamp=$K8S_VERSION staging=$staging_version go=$GOVER"
   if up_to_date "$stamp" "$key" "${bins[@]}"; then log "$label $K8S_VERSION: up to date"; return; fi
-  local t=$(now)
+  local t; t=$(now)
   local pkgs=() b; for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
   k8s_wrapper "$SRC/$wrapper" "${pkgs[@]}"
   local tmp="$ROOT/.tmp-$stamp"; rm -rf "$tmp"; mkdir -p "$tmp"
@@ -144,37 +140,30 @@ build_k8s_bins() {
   log "$label $K8S_VERSION: built in $(( $(now) - t ))s"
 }
 
-# Stage 1: the control plane (and kubectl).
+# The control plane (and kubectl).
 build_k8s() { build_k8s_bins k8s kubernetes kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl; }
 
-# Stage 2 (KUBE_FACE_CLUSTER_NODE=real, or build.sh --node): kubelet and kube-proxy from
-# the same wrapper module version, in its own dir.
+# The node's commands, kubelet and kube-proxy, from the same k8s.io/kubernetes version.
 build_k8s_node() { build_k8s_bins k8s-node kubernetes-node kubelet/kube-proxy kubelet kube-proxy; }
 
-# ------------------------------------------------------------- node images
-# No registry is reachable: the sandbox (pause) image and the probe workload (hello)
-# are static Go binaries from scripts/cluster/images, packed as docker-archive tars
-# that `ctr -n k8s.io images import` reads. Deterministic tars (sorted, mtime 0).
-IMAGES_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/images
-PAUSE_IMAGE=${KUBE_FACE_PAUSE_IMAGE:-kube-face.local/pause:3.10}
-HELLO_IMAGE=${KUBE_FACE_HELLO_IMAGE:-kube-face.local/hello:1.0}
-COREDNS_VERSION=${KUBE_FACE_COREDNS_VERSION:-v1.14.7}
-COREDNS_IMAGE=${KUBE_FACE_COREDNS_IMAGE:-kube-face.local/coredns:${COREDNS_VERSION#v}}
+# ---------------------------------------------------------------- packing
 # pack_dir REF DIR OUT.tar ENTRYPOINT_JSON: a one-layer image of DIR's contents, as a
-# docker-archive tar (what `docker load` and `ctr images import` read). Deterministic
-# (sorted, mtime 0), so the same inputs give the same image ID.
+# docker-archive tar (what `docker load` and minikube's image cache read). Deterministic
+# (sorted, mtime 0), so the same inputs give the same image ID. Written under another name and
+# then renamed: a reader (kit.sh install) never copies half a file.
 pack_dir() {
   local ref=$1 root=$2 out=$3 entrypoint=$4 work; work=$(mktemp -d)
   mkdir -p "$work/img"
   tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$root" -cf "$work/layer.tar" .
   local diff; diff=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
   mkdir -p "$work/img/$diff"; mv "$work/layer.tar" "$work/img/$diff/layer.tar"
-  printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":%s,"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"kube-face scripts/cluster/build.sh"}]}' \
+  printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":%s,"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"kube-face scripts/airgap/k8s-build.sh"}]}' \
     "$entrypoint" "$diff" > "$work/img/config.json"
   local cfg; cfg=$(sha256sum "$work/img/config.json" | cut -d' ' -f1)
   mv "$work/img/config.json" "$work/img/$cfg.json"
   printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$cfg" "$ref" "$diff" > "$work/img/manifest.json"
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work/img" -cf "$out" .
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work/img" -cf "$out.tmp" .
+  mv -f "$out.tmp" "$out"
   rm -rf "$work"
 }
 # pack_image REF BINARY OUT.tar [DIR]: one-layer image holding only BINARY, in DIR (default /),
@@ -187,52 +176,49 @@ pack_image() {
   pack_dir "$ref" "$work" "$out" "[\"$dir/$name\"]"
   rm -rf "$work"
 }
-build_images() {
-  local src_sum; src_sum=$(cd "$IMAGES_SRC" && cat go.mod pause/main.go hello/main.go | sha256sum | cut -c1-16)
-  local key="images src=$src_sum pause=$PAUSE_IMAGE hello=$HELLO_IMAGE go=$GOVER" out="$ROOT/images"
-  if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$key" ] && [ -f "$out/pause.tar" ] && [ -f "$out/hello.tar" ] \
-     && [ -x "$BIN/pause" ]; then
-    log "node images: up to date"; return
-  fi
-  local t=$(now) tmp="$ROOT/.tmp-images"; rm -rf "$tmp"; mkdir -p "$tmp" "$out"
-  (cd "$IMAGES_SRC" && gobuild -ldflags "-s -w" -o "$tmp/" ./pause ./hello)
-  pack_image "$PAUSE_IMAGE" "$tmp/pause" "$out/pause.tar"
-  pack_image "$HELLO_IMAGE" "$tmp/hello" "$out/hello.tar"
-  # The pause binary is also packed under kubeadm's tag by scripts/airgap/kit.sh.
-  mv -f "$tmp/pause" "$BIN/pause"
-  printf '%s' "$key" > "$out/.stamp"
-  rm -rf "$tmp"
-  log "node images $PAUSE_IMAGE, $HELLO_IMAGE: built in $(( $(now) - t ))s"
+
+# ------------------------------------------------------------------- pause
+# The sandbox image's binary (pause/main.go: only the standard library), packed by kit.sh under
+# kubeadm's pause tag.
+build_pause() {
+  local src_sum; src_sum=$(cat "$K8S_BUILD_SRC/pause/go.mod" "$K8S_BUILD_SRC/pause/main.go" | sha256sum | cut -c1-16)
+  local key="pause src=$src_sum go=$GOVER"
+  if up_to_date pause "$key" pause; then log "pause: up to date"; return; fi
+  local t tmp="$ROOT/.tmp-pause"; t=$(now); rm -rf "$tmp"; mkdir -p "$tmp"
+  (cd "$K8S_BUILD_SRC/pause" && gobuild -ldflags "-s -w" -o "$tmp/pause" .)
+  install_bins pause "$key" "$tmp" pause
+  log "pause: built in $(( $(now) - t ))s"
 }
 
 # ------------------------------------------------------------------- CoreDNS
-# Stage 2 cluster DNS: CoreDNS with a trimmed plugin set (scripts/cluster/coredns/main.go),
-# packed as an image like pause/hello.
+# CoreDNS with only the plugins kubeadm's and minikube's Corefile use (coredns/main.go).
 build_coredns() {
-  local main="$IMAGES_SRC/../coredns/main.go"
+  local main="$K8S_BUILD_SRC/coredns/main.go"
   local src_sum; src_sum=$(sha256sum "$main" | cut -c1-16)
-  local key="coredns=$COREDNS_VERSION src=$src_sum image=$COREDNS_IMAGE go=$GOVER" out="$ROOT/images"
-  if up_to_date coredns "$key" coredns && [ -f "$out/coredns.tar" ]; then log "coredns $COREDNS_VERSION: up to date"; return; fi
-  local t=$(now) dir="$SRC/coredns"
-  rm -rf "$dir"; mkdir -p "$dir" "$out"; cd "$dir"
+  # The key's text, image= included, is what warm caches hold: any change to it recompiles CoreDNS.
+  local key="coredns=$COREDNS_VERSION src=$src_sum image=kube-face.local/coredns:${COREDNS_VERSION#v} go=$GOVER"
+  if up_to_date coredns "$key" coredns; then log "coredns $COREDNS_VERSION: up to date"; return; fi
+  local t dir="$SRC/coredns"; t=$(now)
+  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
   printf 'module kube-face.local/build/coredns\n\ngo 1.25.0\n\nrequire github.com/coredns/coredns %s\n' "$COREDNS_VERSION" > go.mod
   cp "$main" main.go
   log "coredns $COREDNS_VERSION: resolving modules"
   local pkgs; pkgs=$(sed -n 's/^[[:space:]]*\(_ \)\{0,1\}"\(github.com\/coredns\/coredns\/[^"]*\)"$/\2/p' main.go)
+  # shellcheck disable=SC2046  # one argument per package
   nice -n "$NICE" "$GO" get $(for p in $pkgs; do echo "$p@$COREDNS_VERSION"; done) >&2
   local tmp="$ROOT/.tmp-coredns"; rm -rf "$tmp"; mkdir -p "$tmp"
   log "coredns: compiling"
   gobuild -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" -o "$tmp/coredns" .
-  pack_image "$COREDNS_IMAGE" "$tmp/coredns" "$out/coredns.tar"
   install_bins coredns "$key" "$tmp" coredns
   log "coredns $COREDNS_VERSION: built in $(( $(now) - t ))s"
 }
 
 # ---------------------------------------------------------------------- etcd
+# The wrapper requires go.etcd.io/etcd/server/v3, whose root package is etcd's main.
 build_etcd() {
   local key="etcd=$ETCD_VERSION go=$GOVER"
   if up_to_date etcd "$key" etcd; then log "etcd $ETCD_VERSION: up to date"; return; fi
-  local t=$(now) dir="$SRC/etcd"
+  local t dir="$SRC/etcd"; t=$(now)
   rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
   printf 'module kube-face.local/build/etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > go.mod
   log "etcd $ETCD_VERSION: resolving modules"
@@ -243,45 +229,3 @@ build_etcd() {
   install_bins etcd "$key" "$tmp" etcd
   log "etcd $ETCD_VERSION: built in $(( $(now) - t ))s"
 }
-
-# ---------------------------------------------------------------------- kwok
-build_kwok() {
-  local key="kwok=$KWOK_VERSION kube=$K8S_VERSION go=$GOVER"
-  local stages=(node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease
-                pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete
-                volume/fast/storage-class volume/fast/pv-bind volume/fast/pv-delete
-                volume/fast/pvc-provision volume/fast/pvc-delete)
-  if up_to_date kwok "$key" kwok kwokctl && [ -f "$ROOT/kwok-stages/pvc-delete.yaml" ]; then
-    log "kwok $KWOK_VERSION: up to date"; return
-  fi
-  local t=$(now) dir="$SRC/kwok"
-  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
-  printf 'module kube-face.local/build/kwok\n\ngo 1.26.0\n\nrequire sigs.k8s.io/kwok %s\n' "$KWOK_VERSION" > go.mod
-  log "kwok $KWOK_VERSION: resolving modules"
-  nice -n "$NICE" "$GO" get "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" >&2
-  local c=sigs.k8s.io/kwok/pkg/consts
-  local ld="-s -w -X $c.Version=${KWOK_VERSION#v} -X $c.KubeVersion=${K8S_VERSION#v} -X $c.PreRelease=GA"
-  local tmp="$ROOT/.tmp-kwok"; rm -rf "$tmp"; mkdir -p "$tmp"
-  log "kwok: compiling kwok, kwokctl"
-  gobuild -ldflags "$ld" -o "$tmp/" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
-  # kwok alone (without kwokctl) needs Stage objects; keep upstream's default ones
-  # (what kwokctl itself loads) beside the binaries for up.sh.
-  local kdir f; kdir=$("$GO" list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
-  rm -rf "$ROOT/kwok-stages"; mkdir -p "$ROOT/kwok-stages"
-  for f in "${stages[@]}"; do cp "$kdir/kustomize/stage/$f.yaml" "$ROOT/kwok-stages/"; done
-  chmod u+w "$ROOT/kwok-stages"/*.yaml
-  install_bins kwok "$key" "$tmp" kwok kwokctl
-  log "kwok $KWOK_VERSION: built in $(( $(now) - t ))s"
-}
-
-# Sourced (scripts/airgap/kit.sh): only the functions above.
-[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
-
-build_lock
-log "go $GOVER, cache $CACHE, GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE, -p $JOBS, nice $NICE"
-build_etcd
-build_kwok
-build_k8s
-if [ "$NODE" = real ]; then build_images; build_k8s_node; build_coredns; fi
-log "all binaries in $BIN (total $(( $(now) - T0 ))s)"
-echo "$BIN"

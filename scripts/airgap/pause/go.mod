@@ -1,0 +1,3 @@
+module kube-face.local/pause
+
+go 1.22

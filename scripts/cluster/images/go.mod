@@ -1,3 +1,0 @@
-module kube-face.local/cluster-images
-
-go 1.22
