@@ -40,7 +40,6 @@ export GOPROXY=${GOPROXY:-https://proxy.golang.org,direct}
 mkdir -p "$BIN" "$SRC"
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 now() { date +%s; }
-T0=$(now)
 
 # One build at a time per cache (two builds, or CI and a person, may race). Released when
 # the process exits.
@@ -74,7 +73,7 @@ k8s_wrapper() {
   local dir=$1; shift
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
   local staging_version="v0.${K8S_VERSION#v1.}"
-  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
   log "kubernetes $K8S_VERSION: reading k8s.io/kubernetes go.mod from the module proxy"
   local dl kk_mod kk_info
   # Also fetches the k/k module zip, which the build needs anyway.
@@ -199,7 +198,7 @@ build_coredns() {
   local key="coredns=$COREDNS_VERSION src=$src_sum image=kube-face.local/coredns:${COREDNS_VERSION#v} go=$GOVER"
   if up_to_date coredns "$key" coredns; then log "coredns $COREDNS_VERSION: up to date"; return; fi
   local t dir="$SRC/coredns"; t=$(now)
-  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
   printf 'module kube-face.local/build/coredns\n\ngo 1.25.0\n\nrequire github.com/coredns/coredns %s\n' "$COREDNS_VERSION" > go.mod
   cp "$main" main.go
   log "coredns $COREDNS_VERSION: resolving modules"
@@ -219,7 +218,7 @@ build_etcd() {
   local key="etcd=$ETCD_VERSION go=$GOVER"
   if up_to_date etcd "$key" etcd; then log "etcd $ETCD_VERSION: up to date"; return; fi
   local t dir="$SRC/etcd"; t=$(now)
-  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+  rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
   printf 'module kube-face.local/build/etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > go.mod
   log "etcd $ETCD_VERSION: resolving modules"
   nice -n "$NICE" "$GO" get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2

@@ -39,6 +39,7 @@ KICBASE_IMAGE=${KUBE_FACE_KICBASE_IMAGE:-kube-face.local/kicbase:$MINIKUBE_VERSI
 # The Kubernetes build: binaries, etcd, CoreDNS, pause, the images' packing.
 # shellcheck source=k8s-build.sh
 . "$HERE/k8s-build.sh"
+T0=$(now)
 KIT="$CACHE/airgap"
 KBIN="$KIT/bin"
 KIMG="$KIT/images"
