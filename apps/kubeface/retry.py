@@ -126,7 +126,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         log.error("--limit needs a positive number, got %s", args.limit)
         return 2
     db = Database(settings)
-    publisher = Publisher(settings.nsqd_http_address)
+    publisher = Publisher.for_settings(settings)
     stop = threading.Event()
     if args.every is not None:
         for sig in (signal.SIGTERM, signal.SIGINT):

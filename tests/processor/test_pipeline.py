@@ -50,6 +50,7 @@ def copies(unknown: Path, expected: dict[str, dict], rounds: int) -> list[str]:
     return paths
 
 
+@pytest.mark.parametrize("nsq", ["plain", "tls"], indirect=True)
 def test_happy_path_every_sample_gets_its_outcome(processor, db, publisher, sample_images,
                                                   image_dirs):
     _, unknown = image_dirs

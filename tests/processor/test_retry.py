@@ -45,6 +45,7 @@ def state(db, image_id):
                     i=image_id)[0].as_dict()
 
 
+@pytest.mark.parametrize("nsq", ["plain", "tls"], indirect=True)
 def test_one_run_republishes_exactly_what_is_worth_retrying(db, settings, nsq, publisher,
                                                             images):
     run = retry.run_once(db, publisher, settings)
@@ -134,6 +135,7 @@ def _command(service_env, tmp_path, *args):
                    tmp_path / "retry.log", env=env, cwd=ROOT)
 
 
+@pytest.mark.parametrize("nsq", ["plain", "tls"], indirect=True)
 def test_command_runs_once_and_in_a_loop_until_sigterm(db, service_env, nsq, images, tmp_path):
     once = _command(service_env, tmp_path, "--rematch").start()
     assert once.proc.wait(60) == 0

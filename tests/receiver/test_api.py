@@ -8,6 +8,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from kubeface.core.messages import TOPIC
 from kubeface.core.statuses import Status
 from tests.support.web import AUTH, WebService
@@ -22,6 +24,7 @@ def _depth(nsq) -> int:
     return nsq.topic_depth(TOPIC)
 
 
+@pytest.mark.parametrize("nsq", ["plain", "tls"], indirect=True)
 def test_the_articles_curl_post_stores_a_pending_image_and_publishes_its_id(receiver, db,
                                                                             nsq):
     # curl -d '{"path":"unknown0001.jpg"}' sends a JSON body labelled as a form.
@@ -54,6 +57,7 @@ def test_a_path_posted_again_keeps_its_id_and_is_not_published_again(receiver, d
     assert _depth(nsq) == 1
 
 
+@pytest.mark.parametrize("nsq", ["plain", "tls"], indirect=True)
 def test_bulk_post_stores_all_in_one_go_and_publishes_only_the_new_ones(receiver, db, nsq):
     old = receiver.post_json("/image/post", {"path": "old.jpg"}).json()["id"]
     reply = receiver.post_json("/images/post", {"paths": [

@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
+from kubeface.core import config, queue
 from kubeface.core.db import Database
 from kubeface.core.messages import CHANNEL, TOPIC
 from kubeface.core.statuses import TERMINAL
@@ -27,8 +28,12 @@ TEST_DEFAULTS = {
 
 
 def _nsqd_http(env: dict[str, str], path: str, method: str = "GET") -> bytes:
-    request = urllib.request.Request(f"http://{env['NSQD_HTTP_ADDRESS']}{path}", method=method)
-    with urllib.request.urlopen(request, timeout=2) as response:
+    """nsqd's HTTP API as the services use it with ``env`` (HTTPS with NSQ_TLS_*)."""
+    settings = config.load(env)
+    context = queue.tls_context(settings)
+    request = urllib.request.Request(queue.nsqd_url(settings.nsqd_http_address, path, context),
+                                     method=method)
+    with urllib.request.urlopen(request, timeout=2, context=context) as response:
         return response.read()
 
 

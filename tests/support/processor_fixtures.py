@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kubeface.core import config
 from kubeface.core.db import Database
 from kubeface.core.queue import Publisher
 from kubeface.enrol import enrol
@@ -34,4 +35,4 @@ def processor(tmp_path: Path, processor_env: dict[str, str]) -> Iterator[Process
 @pytest.fixture
 def publisher(service_env: dict[str, str]) -> Publisher:
     """Publishes image ids to this test's nsqd, as the receiver and the retry job do."""
-    return Publisher(service_env["NSQD_HTTP_ADDRESS"])
+    return Publisher.for_settings(config.load(service_env))

@@ -77,6 +77,10 @@ def _path(raw: str) -> Path:
     return Path(_text(raw)).expanduser()
 
 
+def _optional_path(raw: str) -> Path | None:
+    return _path(raw) if raw.strip() else None
+
+
 def _log_format(raw: str) -> str:
     fmt = raw.strip().lower()
     if fmt not in {"text", "json"}:
@@ -164,7 +168,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NSQ_LOOKUP_ADDRESS", "nsq_lookup_address", _host_port, "127.0.0.1:4161",
              "nsqlookupd HTTP address the processor discovers nsqd through"),
     Variable("NSQD_HTTP_ADDRESS", "nsqd_http_address", _host_port, "127.0.0.1:4151",
-             "nsqd HTTP address the receiver and retry job publish to"),
+             "nsqd HTTP address the receiver and retry job publish to (its HTTPS address "
+             "with NSQ_TLS_*)"),
+    Variable("NSQ_TLS_CA_FILE", "nsq_tls_ca_file", _optional_path, None,
+             "PEM CA that signed nsqd's certificate; with NSQ_TLS_CERT_FILE and "
+             "NSQ_TLS_KEY_FILE every nsqd connection is TLS with that client certificate "
+             "(all three or none: plain)"),
+    Variable("NSQ_TLS_CERT_FILE", "nsq_tls_cert_file", _optional_path, None,
+             "PEM client certificate the services show nsqd"),
+    Variable("NSQ_TLS_KEY_FILE", "nsq_tls_key_file", _optional_path, None,
+             "PEM private key of NSQ_TLS_CERT_FILE"),
     Variable("GRPC_ADDRESS", "grpc_address", _host_port, "127.0.0.1:50051",
              "face-recognition service address (processor)"),
     Variable("KNOWN_PEOPLE", "known_people", _path, "known_people",
@@ -272,6 +285,9 @@ class Settings:
     mysql_userpassword: tuple[str, str] | None = field(repr=False)
     nsq_lookup_address: str
     nsqd_http_address: str
+    nsq_tls_ca_file: Path | None
+    nsq_tls_cert_file: Path | None
+    nsq_tls_key_file: Path | None
     grpc_address: str
     known_people: Path
     unknown_people: Path
@@ -334,6 +350,21 @@ class Settings:
             raise ConfigError(f"{missing} is not set but {given} is: HTTPS needs both the "
                               "certificate and its key (or neither, for plain HTTP)")
         return self.tls_cert_file, self.tls_key_file
+
+    @property
+    def nsq_tls_files(self) -> tuple[Path, Path, Path] | None:
+        """(CA, client certificate, key) when nsqd is spoken to over TLS; None for plain."""
+        ca, cert, key = self.nsq_tls_ca_file, self.nsq_tls_cert_file, self.nsq_tls_key_file
+        if ca is None and cert is None and key is None:
+            return None
+        if ca is None or cert is None or key is None:
+            missing = [name for name, path in (("NSQ_TLS_CA_FILE", ca),
+                                               ("NSQ_TLS_CERT_FILE", cert),
+                                               ("NSQ_TLS_KEY_FILE", key)) if path is None]
+            raise ConfigError(f"{', '.join(missing)} not set but the other NSQ_TLS_* are: TLS "
+                              "to nsqd needs the CA, the client certificate and its key (or "
+                              "none of them, for plain TCP and HTTP)")
+        return ca, cert, key
 
     def _credentials(self) -> tuple[str, str]:
         if self.mysql_userpassword is None:

@@ -16,14 +16,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import glob
-import json
 import logging
 import os
 import re
 import shutil
+import ssl
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,8 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+from kubeface.core.queue import get_json
 
 log = logging.getLogger(__name__)
 
@@ -317,10 +318,11 @@ class ProcessorMetrics:
 
         _add_collector(_Collector(in_flight))
 
-    def watch_nsq(self, lookupd_http: str, timeout: float = 2.0) -> None:
+    def watch_nsq(self, lookupd_http: str, timeout: float = 2.0,
+                  tls: ssl.SSLContext | None = None) -> None:
         """nsqd's topic and channel depths, asked at scrape time from every nsqd that
-        nsqlookupd knows (one scrape shows the whole queue)."""
-        _add_collector(_Collector(lambda: nsq_stats(lookupd_http, timeout)))
+        nsqlookupd knows (one scrape shows the whole queue); over HTTPS with ``tls``."""
+        _add_collector(_Collector(lambda: nsq_stats(lookupd_http, timeout, tls)))
 
 
 @functools.cache
@@ -328,12 +330,8 @@ def processor() -> ProcessorMetrics:
     return ProcessorMetrics()
 
 
-def _get_json(url: str, timeout: float) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310 - http only
-        return json.loads(reply.read())
-
-
-def nsq_stats(lookupd_http: str, timeout: float = 2.0) -> Iterator[Metric]:
+def nsq_stats(lookupd_http: str, timeout: float = 2.0,
+              tls: ssl.SSLContext | None = None) -> Iterator[Metric]:
     up = GaugeMetricFamily("kubeface_nsq_up", "1 when the nsqd answered its /stats",
                            labels=["nsqd"])
     topic_depth = GaugeMetricFamily("kubeface_nsq_topic_depth",
@@ -351,7 +349,7 @@ def nsq_stats(lookupd_http: str, timeout: float = 2.0) -> Iterator[Metric]:
                                 labels=["nsqd", "topic", "channel"])
     lookupd_up = 1.0
     try:
-        producers = _get_json(f"http://{lookupd_http}/nodes", timeout).get("producers", [])
+        producers = get_json(f"http://{lookupd_http}/nodes", timeout).get("producers", [])
     except Exception as exc:
         log.warning("metrics: nsqlookupd %s: %s", lookupd_http, exc)
         producers, lookupd_up = [], 0.0
@@ -359,7 +357,8 @@ def nsq_stats(lookupd_http: str, timeout: float = 2.0) -> Iterator[Metric]:
     for producer in producers:
         node = f"{producer.get('broadcast_address')}:{producer.get('http_port')}"
         try:
-            stats = _get_json(f"http://{node}/stats?format=json", timeout)
+            # With TLS nsqd's plain port (the one nsqlookupd knows) names its HTTPS port.
+            stats = get_json(f"http://{node}/stats?format=json", timeout, tls)
         except Exception as exc:
             log.warning("metrics: nsqd %s /stats: %s", node, exc)
             up.add_metric([node], 0.0)

@@ -10,7 +10,6 @@ the page still renders.
 
 from __future__ import annotations
 
-import json
 import logging
 import urllib.request
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from kubeface.core.config import Settings
 from kubeface.core.db import Database
 from kubeface.core.lifecycle import BREAKER_REASON
 from kubeface.core.messages import CHANNEL, TOPIC
+from kubeface.core.queue import get_json, nsqd_url, tls_context
 from kubeface.core.statuses import TERMINAL, Status
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,9 @@ def _get(url: str) -> bytes:
 
 def _queue(settings: Settings, board: Dashboard) -> None:
     try:
-        stats = json.loads(_get(f"http://{settings.nsqd_http_address}/stats?format=json"
-                                f"&topic={TOPIC}"))
+        tls = tls_context(settings)
+        stats = get_json(nsqd_url(settings.nsqd_http_address,
+                                  f"/stats?format=json&topic={TOPIC}", tls), SOURCE_TIMEOUT, tls)
     except Exception as exc:
         board.queue_note = f"nsqd at {settings.nsqd_http_address} did not answer ({exc})"
         return

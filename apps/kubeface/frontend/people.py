@@ -81,7 +81,7 @@ class PeoplePages:
                  render: Callable[..., bottle.HTTPResponse],
                  error_page: Callable[[web.HttpError], bottle.HTTPResponse]) -> None:
         self.settings, self.db, self.render, self.error_page = settings, db, render, error_page
-        self.publisher = Publisher(settings.nsqd_http_address)
+        self.publisher = Publisher.for_settings(settings)
         self.actions = PeopleActions(settings, db, self._publish)
         self.thumbs = Thumbnails()
 

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import nsq
 import tornado.ioloop
 
+from kubeface.core import queue
 from kubeface.core.config import Settings
 from kubeface.core.messages import CHANNEL, TOPIC
 from kubeface.processor.worker import ImageProcessor, Verdict
@@ -61,6 +62,7 @@ class Consumer:
             max_in_flight=self.max_in_flight, max_tries=0,
             lookupd_poll_interval=settings.processor_lookupd_poll_seconds,
             lookupd_poll_jitter=0.1, hostname=self.client_name,
+            tls_v1=settings.nsq_tls_files is not None, tls_options=queue.tls_options(settings),
         )
         self._toucher = tornado.ioloop.PeriodicCallback(self._touch, TOUCH_SECONDS * 1000 / 2)
 

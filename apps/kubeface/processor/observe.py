@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from kubeface.core import metrics, metrics_server
+from kubeface.core import metrics, metrics_server, queue
 from kubeface.core.config import Settings
 from kubeface.core.db import Database
 
@@ -40,7 +40,7 @@ def start(settings: Settings, db: Database, consumer: Consumer) -> metrics_serve
     observed = metrics.processor()
     observed.watch_breaker(consumer.processor.breaker)
     observed.watch_in_flight(lambda: len(consumer.in_flight), consumer.max_in_flight)
-    observed.watch_nsq(settings.nsq_lookup_address)
+    observed.watch_nsq(settings.nsq_lookup_address, tls=queue.tls_context(settings))
     metrics.watch_pool("processor", db)
 
     def ready() -> tuple[bool, str]:

@@ -180,6 +180,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(settings: Settings, args: argparse.Namespace) -> int:
     guard = auth.api_guard(settings)  # before anything starts: no tokens, no API
     # Every worker thread may publish at once: one nsqd connection each.
-    publisher = Publisher(settings.nsqd_http_address, threads=args.threads)
+    publisher = Publisher.for_settings(settings, threads=args.threads)
     return web.serve_on_database(settings, "receiver", settings.receiver_port, args.threads,
                                  lambda db: guard(Receiver(settings, db, publisher).app))
