@@ -4,8 +4,11 @@ alone), its playbook runs with JSON reports, and what to read in them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,16 +16,16 @@ from pathlib import Path
 
 from tests.support.procs import VENV_BIN, ansible_playbook, free_ports
 
-PORT_VARS = ("receiver", "frontend", "face", "nsqd_tcp", "nsqd_http", "nsqlookupd_tcp",
-             "nsqlookupd_http", "mysql", "processor_metrics", "face_metrics")
+PORT_VARS = ("receiver", "frontend", "face", "nsqd_tcp", "nsqd_http", "nsqd_https",
+             "nsqlookupd_tcp", "nsqlookupd_http", "mysql", "processor_metrics", "face_metrics")
 
 
 class Target:
     """One scratch deployment: its variables, data directory and the playbook runs made on it."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, data: Path | None = None) -> None:
         self.base = base
-        self.data = base / "data"
+        self.data = data or base / "data"
         self.ports = dict(zip(PORT_VARS, free_ports(len(PORT_VARS)), strict=True))
         self.vars = {f"kube_face_{name}_port": port for name, port in self.ports.items()}
         self.vars.update(kube_face_local_data_dir=str(self.data),
@@ -103,10 +106,17 @@ def gone(pid: int, timeout: float = 10.0) -> bool:
 
 @contextmanager
 def scratch_target(base: Path) -> Iterator[Target]:
-    """A Target under ``base`` whose processes are shut down afterwards, whatever happened."""
-    target = Target(base)
+    """A Target with its reports under ``base`` whose processes are shut down afterwards,
+    whatever happened. Its data directory is in a folder of its own: deployed by root, the
+    programs run as an unprivileged user that must pass through the folders above it, and
+    pytest resets its own folder to 0700 (an ACL's mask included) whenever a session starts."""
+    outside = Path(tempfile.mkdtemp(prefix="kube-face-target-"))
+    target = Target(base, outside / "data")
     try:
         yield target
     finally:
-        if (target.data / "supervisor" / "supervisord.pid").exists():
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            pid = int((target.data / "supervisor" / "supervisord.pid").read_text())
             target.supervisorctl("shutdown")
+            gone(pid, timeout=180)
+        shutil.rmtree(outside, ignore_errors=True)
