@@ -72,10 +72,26 @@ def test_every_component_is_rendered(rendered):
     assert not rendered.of_kind("Job")
 
 
+def test_the_data_pods_outrank_the_autoscaled_workers(rendered):
+    """A deleted mysql-0 on a node the autoscalers filled preempts an added worker replica
+    instead of staying Pending: the data pods run under a PriorityClass above the default 0."""
+    (priority,) = rendered.of_kind("PriorityClass")
+    assert priority["value"] > 0 and not priority["globalDefault"]
+    assert priority["preemptionPolicy"] == "PreemptLowerPriority"
+    for doc in rendered.of_kind("StatefulSet"):
+        spec = doc["spec"]["template"]["spec"]
+        assert spec["priorityClassName"] == priority["metadata"]["name"], doc["metadata"]["name"]
+    for doc in rendered.of_kind("Deployment") + rendered.of_kind("CronJob"):
+        assert "priorityClassName" not in yaml.safe_dump(doc), doc["metadata"]["name"]
+
+
 def test_every_object_is_in_the_namespace_variable(rendered):
     for path, doc in rendered.docs:
         if doc["kind"] == "Namespace":
             assert doc["metadata"]["name"] == rendered.namespace
+        elif doc["kind"] == "PriorityClass":  # cluster-scoped: the name carries the namespace
+            assert doc["metadata"]["name"] == f"kube-face-{rendered.namespace}-data", path
+            assert "namespace" not in doc["metadata"], path
         else:
             assert doc["metadata"].get("namespace") == rendered.namespace, path
 
@@ -241,7 +257,9 @@ def test_the_receiver_rolls_without_losing_capacity(rendered):
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1,
                                                                 "maxUnavailable": 0}
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # Readiness is the pod's own (it serves), not the shared database's: with MySQL away the
+    # replicas stay in the Service and answer 503, rather than all leaving it at once.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
     assert rendered.named("Service", "receiver")["spec"]["type"] == "NodePort"
     assert rendered.named("Service", "frontend")["spec"]["type"] == "NodePort"
