@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
 
+from tests.support import tls
 from tests.support.local_target import (
     Target,
     alive,
@@ -25,6 +28,7 @@ from tests.support.local_target import (
     task_result,
     tasks,
 )
+from tests.support.nsq import ERROR, tcp_command
 from tests.support.procs import port_open
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -178,6 +182,27 @@ def test_services_database_user_has_data_privileges_on_kube_only(target, first):
     with pytest.raises(pymysql.err.OperationalError):
         pymysql.connect(host="127.0.0.1", port=target.ports["mysql"], user="root", password="",
                         connect_timeout=5)
+
+
+def test_nsqd_answers_only_tls_with_the_services_certificate(target, first):
+    """Another local user, without the services' client certificate, can neither publish nor
+    use nsqd's admin API; the smoke test (first) went through it with the certificate."""
+    tls_dir = target.data / "tls"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{target.ports['nsqd_http']}/stats", timeout=10)
+    assert refused.value.code == 403 and json.loads(refused.value.read()) == {
+        "message": "TLS_REQUIRED", "https_port": target.ports["nsqd_https"]}
+    stats = f"https://127.0.0.1:{target.ports['nsqd_https']}/stats?format=json"
+    with pytest.raises(OSError):
+        urllib.request.urlopen(stats, timeout=10, context=tls.client_context(tls_dir / "ca.crt"))
+    kind, data = tcp_command(target.ports["nsqd_tcp"], b"PUB images\n" + bytes([0, 0, 0, 1, 49]))
+    assert kind == ERROR and b"TLS required" in data, data
+    services = tls.client_context(tls_dir / "ca.crt")
+    services.load_cert_chain(tls_dir / "nsq-client.crt", tls_dir / "nsq-client.key")
+    with urllib.request.urlopen(stats, timeout=10, context=services) as reply:
+        topics = {t["topic_name"]: t for t in json.loads(reply.read())["topics"]}
+    assert topics["images"]["message_count"] >= 10  # the smoke test's samples
+    assert (tls_dir / "nsq-client.key").stat().st_mode & 0o007 == 0  # other users: nothing
 
 
 def running_pids(target: Target) -> dict[str, int]:
