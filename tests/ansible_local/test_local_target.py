@@ -9,7 +9,11 @@ run that must change nothing, then teardown keeping the data and teardown removi
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
+import os
+import pwd
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +33,7 @@ from tests.support.local_target import (
     tasks,
 )
 from tests.support.nsq import ERROR, tcp_command
-from tests.support.procs import port_open
+from tests.support.procs import VENV_BIN, port_open
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -37,6 +41,9 @@ PROGRAMS = {"mariadb", "nsqlookupd", "nsqd", "face-service", "processor", "recei
             "retry"}
 # The services whose logs are kube-face's own (LOG_FORMAT=json): one JSON object per line.
 JSON_LOGS = ("face-service", "processor", "receiver", "frontend", "retry")
+# Deployed by root, every program runs as this system user (kube_face_local_service_user).
+SERVICE_USER = "kube-face"
+AS_ROOT = os.geteuid() == 0
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +123,17 @@ def test_secrets_are_private_and_never_shown(target, first, second):
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
                 assert password.encode() not in cmdline.read_bytes(), cmdline
-    for private in ("secrets", "config", "supervisor"):
+    for private in ("secrets", "supervisor"):
         assert (target.data / private).stat().st_mode & 0o777 == 0o700
-    for conf in (target.data / "config").iterdir():
-        assert conf.stat().st_mode & 0o777 == 0o600
+    # The services' user reads its configuration through its group, and cannot change it; the
+    # migration user's password stays the deployer's alone.
+    assert mode_and_group(target.data / "config") == (
+        (0o710, SERVICE_USER) if AS_ROOT else (0o700, grp.getgrgid(os.getegid()).gr_name))
+    assert mode_and_group(target.data / "config" / "kubeface.env")[0] == (0o640 if AS_ROOT
+                                                                          else 0o600)
+    assert (target.data / "config" / "migrate.env").stat().st_mode & 0o777 == 0o600
+    for secret in (target.data / "secrets").iterdir():
+        assert secret.stat().st_uid == os.geteuid(), secret
 
 
 CREDENTIALS = ("api_write_token", "api_read_token", "frontend_admin_password",
@@ -184,6 +198,66 @@ def test_services_database_user_has_data_privileges_on_kube_only(target, first):
                         connect_timeout=5)
 
 
+def mode_and_group(path: Path) -> tuple[int, str]:
+    info = path.stat()
+    return info.st_mode & 0o777, grp.getgrgid(info.st_gid).gr_name
+
+
+def uids(pid: int) -> set[int]:
+    """Real, effective, saved and filesystem uids of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return {int(uid) for uid in line.split()[1:]}
+    raise AssertionError(f"no Uid line for {pid}")
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, set[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            children.setdefault(int(fields[1]), set()).add(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def service_user_acl_entries(target: Target) -> list[str]:
+    """The ACL entries naming the service user on the folders above the interpreter, the
+    NSQ binaries and the data directory (where the deployment grants traverse)."""
+    nsq = (VENV_BIN.parents[1] / ".tools" / "bin").glob("nsq*")
+    files = [Path(os.path.realpath(p)) for p in (VENV_BIN / "python", *nsq)] + [target.data]
+    folders = sorted({str(d) for f in files for d in f.parents if d != Path("/") and d.exists()})
+    listing = subprocess.run(["getfacl", "--absolute-names", *folders], capture_output=True,
+                             text=True, check=True).stdout
+    return [line for line in listing.splitlines() if line.startswith(f"user:{SERVICE_USER}:")]
+
+
+def test_every_program_runs_as_the_unprivileged_service_user(target, first):
+    """Deployed by root, supervisord alone stays root (it switches users): every program and
+    every process they start (the face service's workers) runs as the service user, with all
+    four uids; deployed by another user, as that user."""
+    expected = pwd.getpwnam(SERVICE_USER).pw_uid if AS_ROOT else os.geteuid()
+    assert expected != 0
+    supervisord = int((target.data / "supervisor" / "supervisord.pid").read_text())
+    assert uids(supervisord) == {os.geteuid()}
+    programs = running_pids(target)
+    processes = descendants(supervisord)
+    assert set(programs.values()) <= processes
+    assert len(processes) > len(programs)  # the face service's worker at least
+    wrong = {pid: uids(pid) for pid in processes if uids(pid) != {expected}}
+    assert not wrong, (wrong, programs)
+    if AS_ROOT:
+        # Only traverse (x) entries, no read, and only for that user.
+        entries = service_user_acl_entries(target)
+        assert entries and set(entries) == {f"user:{SERVICE_USER}:--x"}, entries
+        assert (target.data / "tls" / "ca.key").stat().st_mode & 0o777 == 0o600
+        assert mode_and_group(target.data / "tls" / "server.key") == (0o640, SERVICE_USER)
+
+
 def test_nsqd_answers_only_tls_with_the_services_certificate(target, first):
     """Another local user, without the services' client certificate, can neither publish nor
     use nsqd's admin API; the smoke test (first) went through it with the certificate."""
@@ -245,6 +319,9 @@ def test_teardown_stops_everything_and_removes_data_only_when_asked(target, firs
     assert not supervisord_pid.exists() and not mariadbd_pid.exists()
     assert not [name for name, port in target.ports.items() if port_open(port)]
     assert (target.data / "mariadb" / "data").is_dir(), "data kept without the flag"
+
+    if AS_ROOT:
+        assert service_user_acl_entries(target) == [], "teardown left ACL entries"
 
     target.play("teardown-remove", "teardown.yml", "-e", "kube_face_local_remove_data=true")
     assert not target.data.exists()
