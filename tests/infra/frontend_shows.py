@@ -17,8 +17,10 @@ from pathlib import Path
 
 import urllib3
 
-from tests.support import minikube
-from tests.support.web import log_in
+sys.path[:0] = [str(Path(__file__).resolve().parents[2])]  # the checkout, for tests.support
+
+from tests.support import minikube  # noqa: E402
+from tests.support.web import log_in  # noqa: E402
 
 NEWEST = 5
 QUERY = ("SELECT i.path, COALESCE(p.name, '') FROM images i LEFT JOIN person p "
