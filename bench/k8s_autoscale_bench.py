@@ -7,10 +7,11 @@ Needs the kept cluster of tests/infra/minikube-e2e.sh (tests/support/minikube.py
 root: it joins the cluster's network namespace. It copies the sample photos under new names into
 the folder the pods see, posts them all at once through the receiver's NodePort (bulk posts of
 50), and every --every seconds records: replicas (and Ready) of the face service and the
-processors, their CPU from metrics-server (millicores, summed over the pods) and each HPA's
-utilisation, nsqd's topic depth (every nsqd's /stats through the API server's proxy) and the
-images settled. It keeps sampling after the last image settles until both HPAs are back at their
-minimum or --cool-down seconds pass (the scale-down stabilisation window is 300 s by default).
+processors, their CPU from metrics-server (millicores, summed over the pods) and the largest
+pod's memory (MiB), each HPA's utilisation, nsqd's topic depth (every nsqd's /stats through the
+API server's proxy) and the images settled. It keeps sampling after the last image settles until
+both HPAs are back at their minimum or --cool-down seconds pass (the scale-down stabilisation
+window is 300 s by default).
 
 Prints the table and a summary, and writes .artifacts/bench/k8s-autoscale.{json,svg}: the curve
 as a plot (replicas; CPU; depth and settled). Exits non-zero when an image did not end as
@@ -45,14 +46,27 @@ def millicores(value: str) -> float:
     return float(value) * 1000
 
 
-def cpu(cluster: minikube.Cluster, name: str) -> float | None:
+def mebibytes(value: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "k": 1e3 / 2**20, "M": 1e6 / 2**20}
+    for suffix, factor in units.items():
+        if value.endswith(suffix):
+            return float(value[:-len(suffix)]) * factor
+    return float(value) / 2**20
+
+
+def usage(cluster: minikube.Cluster, name: str) -> tuple[float, float] | None:
+    """metrics-server's figures for a component's pods: CPU in millicores summed over the pods,
+    and the largest pod's memory in MiB (what a pod's request and limit must cover)."""
     proc = cluster.kubectl("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/"
                            f"{cluster.namespace}/pods?labelSelector=app.kubernetes.io%2Fname%3D"
                            f"{name}", check=False)
     if proc.returncode != 0:
         return None
     items = json.loads(proc.stdout)["items"]
-    return sum(millicores(c["usage"]["cpu"]) for p in items for c in p["containers"])
+    if not items:
+        return None
+    return (sum(millicores(c["usage"]["cpu"]) for p in items for c in p["containers"]),
+            max(sum(mebibytes(c["usage"]["memory"]) for c in p["containers"]) for p in items))
 
 
 def hpa(cluster: minikube.Cluster) -> dict[str, dict[str, Any]]:
@@ -98,7 +112,8 @@ def sample(cluster: minikube.Cluster, receiver: str, headers: dict[str, str], pr
         status = cluster.json("-n", cluster.namespace, "get", "deployment", name)["status"]
         row[f"{name}_replicas"] = status.get("replicas", 0)
         row[f"{name}_ready"] = status.get("readyReplicas", 0)
-        row[f"{name}_cpu_m"] = cpu(cluster, name)
+        used = usage(cluster, name)
+        row[f"{name}_cpu_m"], row[f"{name}_mem_mi"] = used if used else (None, None)
     for name, h in hpa(cluster).items():
         row[f"{name}_hpa_util"] = h["utilization"]
         row[f"{name}_hpa_desired"] = h["desired"]
@@ -204,14 +219,18 @@ def main() -> int:
         finally:
             minikube.remove_copies(cluster, prefix)
     peak = {n: max(r[f"{n}_replicas"] for r in rows) for n in ("face", "processor")}
+    peak_mem = {n: max((r[f"{n}_mem_mi"] or 0 for r in rows), default=0)
+                for n in ("face", "processor")}
     summary = {"images": args.images, "posted_in_s": round(posted_in, 1),
                "all_settled_at_s": done_at, "peak_replicas": peak,
+               "peak_pod_memory_mi": peak_mem,
                "final_replicas": {n: rows[-1][f"{n}_replicas"] for n in ("face", "processor")},
                "hpa": limits, "wrong": problems[:20], "rows": rows}
     (out / "k8s-autoscale.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "k8s-autoscale.svg").write_text(svg(rows, args.images, limits))
-    print(f"settled: all {args.images} at {done_at} s; peak replicas {peak}; at the end "
-          f"{summary['final_replicas']}; wrong: {len(problems)}; plot: {out / 'k8s-autoscale.svg'}")
+    print(f"settled: all {args.images} at {done_at} s; peak replicas {peak}; peak memory of "
+          f"one pod (MiB) {peak_mem}; at the end {summary['final_replicas']}; "
+          f"wrong: {len(problems)}; plot: {out / 'k8s-autoscale.svg'}")
     for line in problems[:20]:
         print("  " + line)
     return 1 if problems or done_at is None else 0

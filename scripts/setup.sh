@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what kube-face needs to run on a fresh Debian 12 machine: MariaDB (Debian packages),
-# NSQ built from the Go module proxy, and the Python 3.12 environment (.venv) from uv.lock with
-# the generated gRPC code. `--tests` adds what only the tests use: Chromium and its driver, and
+# Installs what kube-face needs to run on a fresh Debian 12 machine: MariaDB and acl (setfacl, for
+# the service user) from Debian's packages, NSQ built from the Go module proxy, and the Python 3.12
+# environment (.venv) from uv.lock with the generated gRPC code. `--tests` adds what only the tests use: Chromium and its driver, and
 # docker.io, debootstrap and rsync for the container images. Idempotent: a second run checks and
 # skips in a few seconds. Builds are cached under $KUBE_FACE_CACHE (default ~/.cache/kube-face).
 set -euo pipefail
@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${KUBE_FACE_CACHE:-$HOME/.cache/kube-face}
 nsq_version=v1.3.0
-apt_packages=(mariadb-server mariadb-client)
+apt_packages=(mariadb-server mariadb-client acl)
 case "${1:-}" in
   "") ;;
   --tests) apt_packages+=(chromium chromium-driver docker.io debootstrap rsync) ;;

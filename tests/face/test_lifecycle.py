@@ -194,7 +194,8 @@ def test_an_idle_worker_killed_is_replaced_and_the_next_call_answered(photos, tm
     assert service.identify("hopper_pillow.jpg", timeout=60).person == "Grace Hopper"
     assert service.health() == "SERVING"
     assert service.log.read_text().count("a recognition worker died") == 1
-    assert not any(_alive(pid) for pid in workers)  # the old pool is gone, none left behind
+    # The old pool is gone, none left behind (its survivor is ended beside the new pool's start).
+    wait_for(lambda: not any(_alive(pid) for pid in workers), "the old pool's workers gone", 30)
     wait_for(lambda: value(scrape(service.metrics_port), "kubeface_face_workers_alive")
              == len(_workers(service)) > 0, "the live workers counted", 60)
 

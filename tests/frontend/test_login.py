@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 from itsdangerous import URLSafeTimedSerializer
 from PIL import Image
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from kubeface.core import auth
 from tests.support import tls
@@ -227,15 +229,19 @@ def test_chromium_logs_in_and_out(browser, frontend, db):
     form.find_element(By.NAME, "name").send_keys(USER)
     form.find_element(By.NAME, "password").send_keys("not the password")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    assert "Wrong name or password" in browser.find_element(By.ID, "login-error").text
+    # A click returns before the page it leads to has loaded: wait for what that page shows.
+    error = WebDriverWait(browser, 10).until(
+        expected_conditions.presence_of_element_located((By.ID, "login-error")))
+    assert "Wrong name or password" in error.text
     assert browser.get_cookie("kubeface_session") is None
     log_in(browser, frontend.url)
     cookie = browser.get_cookie("kubeface_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert "Barack Obama" in browser.page_source
     browser.find_element(By.ID, "logout-link").click()
-    browser.find_element(By.CSS_SELECTOR, "#logout button[type=submit]").click()
-    assert browser.current_url == frontend.url + "/login"
+    WebDriverWait(browser, 10).until(expected_conditions.presence_of_element_located(
+        (By.CSS_SELECTOR, "#logout button[type=submit]"))).click()
+    WebDriverWait(browser, 10).until(expected_conditions.url_to_be(frontend.url + "/login"))
     assert browser.get_cookie("kubeface_session") is None
     browser.get(frontend.url + "/")
     assert browser.current_url.startswith(frontend.url + "/login")
